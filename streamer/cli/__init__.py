@@ -1,0 +1,1 @@
+"""Command-line interface: one module per area, all registered on one typer app in `main`."""
