@@ -1,0 +1,1 @@
+"""Training recipes (keyword spotting, sensor classification); these import torch, the daemon never does."""
