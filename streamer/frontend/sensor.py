@@ -1,0 +1,311 @@
+"""Streaming sensor frontend (kind "sensor"): channel selection, per-channel normalisation, stateful resampling.
+
+Parameters come from the model's `streamer.frontend` metadata:
+
+    {"kind": "sensor",
+     "sample_rate_hz": 50,                 # the model's step rate: one feature row per 1/sample_rate_hz
+     "channels": 6,                        # channels per frame the producer sends
+     "channel_order": ["ax", ..., "wz"],   # the model's features, in order, by channel name
+     "input_channels": [...],              # optional: names of the producer's columns (default: channel_order)
+     "mean": [...], "std": [...],          # per feature, training statistics: features = (x - mean) / std
+     "int16_scale": 0.001,                 # optional: units per count; without it int16 payloads are refused
+     "resample_zeros": 8,                  # optional: windowed-sinc half width in zero crossings
+     "max_fill_s": 0.5}                    # optional: gap policy, see `bridge_gap`
+
+A stream whose rate differs from the model's is resampled by an exact polyphase windowed-sinc filter with its
+history carried per stream, so any chunking of a stream gives the same features, bit for bit, as one push of the
+whole recording (`sensor_offline`). A stream at the model's rate is not filtered at all (no delay).
+Every stream keeps the rate of its first chunk; a chunk at another rate, with the wrong channel count, an
+unsupported dtype or a non-finite value is refused with ChunkError, before any stream is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from math import gcd
+from typing import Any
+
+import numpy as np
+
+from streamer.errors import ChunkError, ModelError
+
+DEFAULT_MAX_FILL_S = 0.5
+MAX_INPUT_RATE_HZ = 100_000
+ROLLOFF = 0.9  # pass band edge as a fraction of the lower Nyquist frequency
+KAISER_BETA = 8.0  # window shape: ~80 dB stop band
+MAX_PHASES = 1000
+MAX_TAPS = 4096
+OUTPUTS_PER_BLOCK = 256  # bounds the gathered window array on long pushes
+
+
+@dataclass(frozen=True)
+class SensorParams:
+    """The validated `streamer.frontend` parameters of a sensor model."""
+
+    sample_rate_hz: int
+    channels: int
+    columns: np.ndarray  # index into the producer's frame for each model feature
+    mean: np.ndarray  # float64 [features]
+    std: np.ndarray  # float64 [features]
+    int16_scale: float | None
+    resample_zeros: int
+    max_fill_s: float
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any], feature_dim: int) -> SensorParams:
+        """Validate metadata; a model whose metadata is inconsistent is a ModelError."""
+        where = "sensor frontend metadata"
+        rate = params.get("sample_rate_hz")
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
+            raise ModelError(f"{where}: sample_rate_hz is {rate!r}, expected a positive integer")
+        order = params.get("channel_order")
+        if not isinstance(order, list) or len(order) != feature_dim or not all(isinstance(c, str) for c in order):
+            raise ModelError(f"{where}: channel_order is {order!r}, expected {feature_dim} channel names")
+        inputs = params.get("input_channels", order)
+        channels = params.get("channels", len(inputs) if isinstance(inputs, list) else None)
+        if not isinstance(inputs, list) or not isinstance(channels, int) or len(inputs) != channels:
+            raise ModelError(
+                f"{where}: input_channels {inputs!r} and channels {channels!r} disagree; "
+                "expected a list of `channels` names"
+            )
+        missing = [name for name in order if name not in inputs]
+        if missing:
+            raise ModelError(f"{where}: channel_order names {missing} not among the input channels {inputs}")
+        mean = _vector(params.get("mean", [0.0] * feature_dim), feature_dim, "mean")
+        std = _vector(params.get("std", [1.0] * feature_dim), feature_dim, "std")
+        if np.any(std <= 0):
+            raise ModelError(f"{where}: std {std.tolist()} must be positive")
+        scale = params.get("int16_scale")
+        if scale is not None and not (isinstance(scale, int | float) and scale > 0):
+            raise ModelError(f"{where}: int16_scale is {scale!r}, expected a positive number")
+        zeros = params.get("resample_zeros", 8)
+        if not isinstance(zeros, int) or not 1 <= zeros <= 64:
+            raise ModelError(f"{where}: resample_zeros is {zeros!r}, expected an integer in 1..64")
+        fill = params.get("max_fill_s", DEFAULT_MAX_FILL_S)
+        if not isinstance(fill, int | float) or fill < 0:
+            raise ModelError(f"{where}: max_fill_s is {fill!r}, expected a number ≥ 0")
+        return cls(
+            sample_rate_hz=rate,
+            channels=channels,
+            columns=np.array([inputs.index(name) for name in order], dtype=np.intp),
+            mean=mean,
+            std=std,
+            int16_scale=None if scale is None else float(scale),
+            resample_zeros=zeros,
+            max_fill_s=float(fill),
+        )
+
+
+def _vector(value: Any, length: int, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"sensor frontend metadata: {name} is not a list of numbers ({exc})") from exc
+    if array.shape != (length,) or not np.all(np.isfinite(array)):
+        raise ModelError(f"sensor frontend metadata: {name} has shape {array.shape}, expected {length} finite numbers")
+    return array
+
+
+@dataclass
+class ResamplerState:
+    """One stream's resampler history: input frames from absolute index `first`, next output index."""
+
+    history: np.ndarray  # float64 [frames, channels]
+    first: int
+    received: int = 0
+    next_output: int = 0
+
+
+class PolyphaseResampler:
+    """Exact rational resampler: output k is the windowed-sinc interpolation of the input at time k·down/up input
+    samples; frames before the first are taken equal to it. Each output is a fixed-order sum over a fixed window,
+    so results do not depend on how the input was chunked. Latency: `half_taps` input frames."""
+
+    def __init__(self, rate_in_hz: int, rate_out_hz: int, zeros: int) -> None:
+        common = gcd(rate_in_hz, rate_out_hz)
+        self.up, self.down = rate_out_hz // common, rate_in_hz // common
+        cutoff = 0.5 * min(1.0, self.up / self.down) * ROLLOFF  # cycles per input frame
+        half_width = zeros / (2 * cutoff)  # input frames
+        self.half_taps = int(np.ceil(half_width))
+        if self.up > MAX_PHASES or 2 * self.half_taps > MAX_TAPS:
+            raise ValueError(
+                f"resampling {rate_in_hz} Hz to {rate_out_hz} Hz needs {self.up} phases × {2 * self.half_taps} taps; "
+                f"at most {MAX_PHASES} × {MAX_TAPS} are supported"
+            )
+        self.offsets = np.arange(-self.half_taps + 1, self.half_taps + 1)
+        t = np.arange(self.up)[:, None] / self.up - self.offsets[None, :]  # [phase, tap] time from tap to output
+        window = np.i0(KAISER_BETA * np.sqrt(np.clip(1 - (t / half_width) ** 2, 0, None))) / np.i0(KAISER_BETA)
+        taps = 2 * cutoff * np.sinc(2 * cutoff * t) * np.where(np.abs(t) <= half_width, window, 0.0)
+        self.taps = taps / taps.sum(axis=1, keepdims=True)  # unit gain at DC: a constant input stays constant
+
+    def start(self, first_frame: np.ndarray) -> ResamplerState:
+        pad = np.repeat(first_frame[None, :], self.half_taps, axis=0)
+        return ResamplerState(history=pad, first=-self.half_taps)
+
+    def push(self, state: ResamplerState, frames: np.ndarray) -> np.ndarray:
+        """Outputs whose whole window has arrived, float64 [outputs, channels]; advances `state`."""
+        state.history = np.concatenate([state.history, frames])
+        state.received += len(frames)
+        last_usable = state.received - 1 - self.half_taps  # largest window centre (floor) with all taps present
+        end = -((-(last_usable + 1) * self.up) // self.down) if last_usable >= 0 else 0
+        outputs = [
+            self._outputs(state, np.arange(block, min(block + OUTPUTS_PER_BLOCK, end)))
+            for block in range(state.next_output, end, OUTPUTS_PER_BLOCK)
+        ]
+        state.next_output = max(state.next_output, end)
+        keep_from = (state.next_output * self.down) // self.up - self.half_taps + 1
+        state.history = state.history[keep_from - state.first :]
+        state.first = keep_from
+        if not outputs:
+            return np.zeros((0, frames.shape[1]), dtype=np.float64)
+        return np.concatenate(outputs)
+
+    def _outputs(self, state: ResamplerState, indices: np.ndarray) -> np.ndarray:
+        centre = (indices * self.down) // self.up
+        phase = (indices * self.down) % self.up
+        rows = (centre - state.first)[:, None] + self.offsets[None, :]  # [outputs, taps]
+        windows = np.ascontiguousarray(state.history[rows].transpose(0, 2, 1))  # [outputs, channels, taps]
+        weighted = windows * self.taps[phase][:, None, :]
+        return np.add.reduce(weighted, axis=2)  # contiguous last-axis sum: same order for every chunking
+
+
+@dataclass
+class _Stream:
+    """Per-stream state: the rate fixed by the first chunk, the last normalised frame, the resampler history."""
+
+    rate_hz: int
+    last_frame: np.ndarray | None = None
+    resampler: ResamplerState | None = None
+
+
+class SensorFrontend:
+    """Raw sensor frames in, normalised feature rows at the model's rate out, per stream."""
+
+    def __init__(self, params: Mapping[str, Any], feature_dim: int) -> None:
+        self.params = SensorParams.parse(params, feature_dim)
+        self.feature_dim = feature_dim
+        self._streams: dict[str, _Stream] = {}
+        self._resamplers: dict[int, PolyphaseResampler] = {}
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.params.sample_rate_hz
+
+    @property
+    def channels(self) -> int:
+        return self.params.channels
+
+    @property
+    def step_period_s(self) -> float:
+        return 1.0 / self.params.sample_rate_hz
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    def push(self, chunks: Mapping[str, tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+        """Features float32 [steps, features] for each stream; all chunks are validated before any is used."""
+        frames = {
+            stream_id: self._validate(stream_id, samples, rate_hz) for stream_id, (samples, rate_hz) in chunks.items()
+        }
+        return {stream_id: self._process(stream_id, frames[stream_id], chunks[stream_id][1]) for stream_id in frames}
+
+    def reset(self, stream_id: str) -> bool:
+        """Forget a stream's history (its rate too); True if it was known."""
+        return self._streams.pop(stream_id, None) is not None
+
+    def end(self, stream_id: str) -> bool:
+        """The stream is over: drop its state (a resampler's last, not yet complete, outputs are not emitted)."""
+        return self._streams.pop(stream_id, None) is not None
+
+    def bridge_gap(self, stream_id: str, missing_s: float) -> np.ndarray | None:
+        """Gap policy: a hole of up to `max_fill_s` is filled by holding the last frame, which keeps step indices
+        equal to stream time × rate; a longer hole resets the stream's frontend state and returns None, telling the
+        caller to reset the model state too (an RNN fed across a long hole is worse than a fresh start)."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.last_frame is None:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        if not (missing_s >= 0 and np.isfinite(missing_s)):
+            raise ChunkError(stream_id, f"gap of {missing_s!r} s: expected a finite duration ≥ 0")
+        if missing_s > self.params.max_fill_s:
+            self.reset(stream_id)
+            return None
+        frames = round(missing_s * stream.rate_hz)
+        held = np.repeat(stream.last_frame[None, :], frames, axis=0)
+        return self._emit(stream_id, stream, held)
+
+    def _validate(self, stream_id: str, samples: np.ndarray, rate_hz: int) -> np.ndarray:
+        """The chunk as float64 [frames, features], normalised; ChunkError saying what is wrong and what is valid."""
+        if (
+            not isinstance(rate_hz, int | np.integer)
+            or isinstance(rate_hz, bool)
+            or not 0 < rate_hz <= MAX_INPUT_RATE_HZ
+        ):
+            raise ChunkError(stream_id, f"rate_hz is {rate_hz!r}, expected an integer in 1..{MAX_INPUT_RATE_HZ}")
+        known = self._streams.get(stream_id)
+        if known is not None and known.rate_hz != rate_hz:
+            raise ChunkError(
+                stream_id,
+                f"rate {rate_hz} Hz differs from this stream's first chunk ({known.rate_hz} Hz); "
+                "end the stream before changing its rate",
+            )
+        if rate_hz != self.params.sample_rate_hz:
+            try:
+                self._resampler(int(rate_hz))
+            except ValueError as exc:
+                raise ChunkError(stream_id, str(exc)) from exc
+        samples = np.asarray(samples)
+        if samples.ndim == 1 and self.params.channels == 1:
+            samples = samples[:, None]
+        if samples.ndim != 2 or samples.shape[1] != self.params.channels:
+            raise ChunkError(
+                stream_id, f"samples have shape {samples.shape}, expected [frames, {self.params.channels}] channels"
+            )
+        if samples.dtype == np.int16:
+            if self.params.int16_scale is None:
+                raise ChunkError(
+                    stream_id, "int16 samples, but this model has no int16_scale in its metadata: send float32"
+                )
+            values = samples.astype(np.float64) * self.params.int16_scale
+        elif samples.dtype in (np.float32, np.float64):
+            values = samples.astype(np.float64)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                frame, channel = np.argwhere(bad)[0]
+                raise ChunkError(
+                    stream_id, f"non-finite value {values[frame, channel]} at frame {frame}, channel {channel}"
+                )
+        else:
+            raise ChunkError(stream_id, f"samples of dtype {samples.dtype}, expected float32 or int16")
+        return (values[:, self.params.columns] - self.params.mean) / self.params.std
+
+    def _process(self, stream_id: str, frames: np.ndarray, rate_hz: int) -> np.ndarray:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._streams[stream_id] = _Stream(rate_hz=int(rate_hz))
+        return self._emit(stream_id, stream, frames)
+
+    def _emit(self, stream_id: str, stream: _Stream, frames: np.ndarray) -> np.ndarray:
+        if len(frames):
+            stream.last_frame = frames[-1].copy()
+        if stream.rate_hz == self.params.sample_rate_hz:
+            return frames.astype(np.float32)
+        resampler = self._resampler(stream.rate_hz)
+        if stream.resampler is None:
+            if not len(frames):
+                return np.zeros((0, self.feature_dim), dtype=np.float32)
+            stream.resampler = resampler.start(frames[0])
+        return resampler.push(stream.resampler, frames).astype(np.float32)
+
+    def _resampler(self, rate_hz: int) -> PolyphaseResampler:
+        resampler = self._resamplers.get(rate_hz)
+        if resampler is None:
+            resampler = PolyphaseResampler(rate_hz, self.params.sample_rate_hz, self.params.resample_zeros)
+            self._resamplers[rate_hz] = resampler
+        return resampler
+
+
+def sensor_offline(samples: np.ndarray, rate_hz: int, params: Mapping[str, Any], feature_dim: int) -> np.ndarray:
+    """Features of a whole recording in one go: the reference that every chunking of the stream must equal."""
+    return SensorFrontend(params, feature_dim).push({"offline": (samples, rate_hz)})["offline"]
