@@ -154,7 +154,7 @@ class StateStore:
         written for another model."""
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with path.open("rb") as f, np.load(f, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
                 steps = data["steps"]
                 rows = [data[f"state_{i}"] for i in range(len(self.states))]
