@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-bench_app = typer.Typer(help="Benchmarks (baselines run in the same process; see docs/PERFORMANCE.md).",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks (baselines run in the same process; see docs/PERFORMANCE.md).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -188,9 +188,7 @@ class _Validator:
     def _data_input(self, pairs: dict[str, str]) -> str:
         data = [name for name in self.inputs if name not in pairs]
         if len(data) != 1:
-            raise self.fail(
-                f"expected exactly one data input besides the state inputs {sorted(pairs)}, found {data}"
-            )
+            raise self.fail(f"expected exactly one data input besides the state inputs {sorted(pairs)}, found {data}")
         return data[0]
 
     def _check_data_input(self, name: str) -> int:
@@ -201,15 +199,11 @@ class _Validator:
         if len(shape) != 3:
             raise self.fail(f"data input {name!r} has shape {_show(shape)}, expected [batch, time, features]")
         if not _is_dynamic(shape[0]):
-            raise self.fail(
-                f"data input {name!r} has a static batch axis {shape[0]}, expected a dynamic axis"
-            )
+            raise self.fail(f"data input {name!r} has a static batch axis {shape[0]}, expected a dynamic axis")
         if not _is_dynamic(shape[1]):
             raise self.fail(f"data input {name!r} has a static time axis {shape[1]}, expected a dynamic axis")
         if _is_dynamic(shape[2]):
-            raise self.fail(
-                f"data input {name!r} has a dynamic feature axis {shape[2]!r}, expected a fixed size"
-            )
+            raise self.fail(f"data input {name!r} has a dynamic feature axis {shape[2]!r}, expected a fixed size")
         return int(shape[2])
 
     def _score_output(self, pairs: dict[str, str]) -> str:
@@ -224,18 +218,14 @@ class _Validator:
         if node.type != FLOAT:
             raise self.fail(f"output {name!r} has type {node.type}, expected float32 ({FLOAT})")
         if len(node.shape) != 3:
-            raise self.fail(
-                f"output {name!r} has shape {_show(list(node.shape))}, expected [batch, time, classes]"
-            )
+            raise self.fail(f"output {name!r} has shape {_show(list(node.shape))}, expected [batch, time, classes]")
         return name
 
     def _check_state(self, state_in: str, state_out: str, batch_axis: int) -> StatePair:
         node_in, node_out = self.inputs[state_in], self.outputs[state_out]
         for node in (node_in, node_out):
             if node.type != FLOAT:
-                raise self.fail(
-                    f"state tensor {node.name!r} has type {node.type}, expected float32 ({FLOAT})"
-                )
+                raise self.fail(f"state tensor {node.name!r} has type {node.type}, expected float32 ({FLOAT})")
         shape_in, shape_out = list(node_in.shape), list(node_out.shape)
         if not 0 <= batch_axis < len(shape_in):
             raise self.fail(
@@ -298,8 +288,7 @@ class _Validator:
         labels = self._json("streamer.labels")
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise self.fail(
-                f"metadata streamer.labels is {self.metadata['streamer.labels']!r}, "
-                "expected a JSON list of strings"
+                f"metadata streamer.labels is {self.metadata['streamer.labels']!r}, expected a JSON list of strings"
             )
         if len(labels) != num_classes:
             raise self.fail(

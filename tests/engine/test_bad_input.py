@@ -86,7 +86,7 @@ def test_cuda_where_unavailable_is_an_error_not_a_fallback(export_model) -> None
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA; the refusal cannot be shown here")
-    with pytest.raises(DeviceError, match="'cuda'.*not available"):
+    with pytest.raises(DeviceError, match=r"'cuda'.*not available"):
         Engine(export_model(), provider="cuda")
     with pytest.raises(DeviceError, match="not known"):
         Engine(export_model(), provider="tpu")
