@@ -1,0 +1,1 @@
+"""The daemon: wire protocol, configuration, batching, serving loop, publishing, metrics, systemd notify."""

@@ -1,0 +1,54 @@
+"""The PUB side: sends pred/event/status frames without ever blocking the daemon, counting what it publishes.
+
+libzmq's PUB drops messages for a subscriber whose queue (`publish.send_hwm`) is full and does not say so; the
+daemon sends with NOBLOCK so it can never wait, counts any refusal as a drop, and subscribers detect their own
+losses from `seq` (see docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from streamer.daemon.metrics import DaemonMetrics
+from streamer.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def bind(socket: zmq.Socket[bytes], endpoint: str, role: str) -> str:
+    """Bind with an error that names the endpoint and the config key; returns the bound endpoint."""
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as exc:
+        raise ConfigError(f"{role}: cannot bind {endpoint!r}: {exc}") from None
+    return str(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+
+
+class Publisher:
+    """Owns the PUB socket; one `send` per message, never blocking."""
+
+    def __init__(
+        self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, send_hwm: int, metrics: DaemonMetrics
+    ) -> None:
+        self.socket = context.socket(zmq.PUB)
+        self.socket.setsockopt(zmq.SNDHWM, send_hwm)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.endpoint = bind(self.socket, endpoint, "publish.endpoint")
+        self.metrics = metrics
+        self._sent = {kind: metrics.published[kind] for kind in ("pred", "event", "status")}
+
+    def send(self, kind: str, frames: list[bytes]) -> bool:
+        try:
+            self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=len(frames[-1]) < 4096)
+        except zmq.Again:
+            self.metrics.publish_dropped.inc()
+            return False
+        self._sent[kind].inc()
+        return True
+
+    def close(self, linger_ms: int) -> None:
+        """Close after giving queued messages up to `linger_ms` to reach subscribers."""
+        self.socket.setsockopt(zmq.LINGER, linger_ms)
+        self.socket.close()
