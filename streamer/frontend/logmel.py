@@ -1,0 +1,182 @@
+"""Streaming log-mel audio frontend (kind "logmel"): PCM at any rate and channel count in, exact features out.
+
+Per stream: int16 → float32 in [-1, 1), channel selection or average, a soxr stream resampler to the model's
+rate (created with the stream's first chunk), then framing with the carried sample tail. Frame k covers
+resampled samples [k·hop, k·hop + win): no centre padding, so streaming equals `logmel_offline` exactly.
+All frames of all streams in one `push` go through one `LogMelKernel` call (one rfft, one stacked product).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soxr
+
+from streamer.errors import ChunkError, ModelError, StreamError
+from streamer.frontend.melspec import LogMelKernel, LogMelParams
+
+INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: the int16 → float32 conversion is exact
+
+
+def to_mono_float32(samples: np.ndarray, channel: int | None) -> np.ndarray:
+    """Samples [frames] or [frames, channels], int16 or float → float32 [frames]; ValueError says what is wrong."""
+    samples = np.asarray(samples)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.ndim != 2:
+        raise ValueError(f"samples have shape {samples.shape}, expected [frames, channels] or [frames]")
+    if samples.shape[1] == 0:
+        raise ValueError("samples have 0 channels")
+    if samples.dtype == np.int16:
+        scaled = np.multiply(samples, INT16_SCALE, dtype=np.float32)
+    elif samples.dtype in (np.float32, np.float64):
+        scaled = samples.astype(np.float32, copy=False)
+        if not np.isfinite(scaled).all():
+            raise ValueError("samples contain NaN or infinity")
+    else:
+        raise ValueError(f"samples have dtype {samples.dtype}, expected int16 or float32")
+    if channel is not None:
+        if channel >= scaled.shape[1]:
+            raise ValueError(f"the model reads channel {channel} but the chunk has {scaled.shape[1]} channel(s)")
+        return np.ascontiguousarray(scaled[:, channel])
+    if scaled.shape[1] == 1:
+        return np.ascontiguousarray(scaled[:, 0])
+    return np.ascontiguousarray(scaled.mean(axis=1, dtype=np.float32))
+
+
+def check_rate(rate_hz: Any) -> int:
+    """A sample rate must be a positive integer (numpy integers accepted)."""
+    if isinstance(rate_hz, bool) or not isinstance(rate_hz, int | np.integer) or rate_hz <= 0:
+        raise ValueError(f"rate_hz={rate_hz!r}, expected a positive integer")
+    return int(rate_hz)
+
+
+def logmel_offline(samples: np.ndarray, params: LogMelParams | Mapping[str, Any], *,
+                   rate_hz: int | None = None) -> np.ndarray:
+    """The offline reference: log-mel [T, n_mels] float32 of a whole signal.
+
+    `samples` as for the streaming frontend ([frames] or [frames, channels], int16 or float). They are at the
+    model's rate unless `rate_hz` says otherwise; then they are resampled first with `soxr.resample`.
+    T = 1 + (len - win) // hop frames (0 when shorter than one window).
+    """
+    spec = params if isinstance(params, LogMelParams) else LogMelParams.from_dict(dict(params))
+    mono = to_mono_float32(samples, spec.channel)
+    if rate_hz is not None and check_rate(rate_hz) != spec.sample_rate_hz:
+        mono = np.asarray(soxr.resample(mono, rate_hz, spec.sample_rate_hz), dtype=np.float32)
+    win, hop = spec.win_samples, spec.hop_samples
+    count = 0 if len(mono) < win else 1 + (len(mono) - win) // hop
+    if count == 0:
+        return np.zeros((0, spec.n_mels), dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(mono, win)[::hop][:count]
+    return LogMelKernel(spec)(frames)
+
+
+@dataclass
+class _StreamState:
+    rate_hz: int
+    resampler: soxr.ResampleStream | None
+    tail: np.ndarray  # resampled samples not yet in a complete frame (fewer than win)
+
+
+class LogMelFrontend:
+    """Log-mel features for many streams at once; see the module docstring."""
+
+    kind = "logmel"
+
+    def __init__(self, params: Mapping[str, Any], feature_dim: int) -> None:
+        self.params = LogMelParams.from_dict(dict(params))
+        if self.params.n_mels != feature_dim:
+            raise ModelError(
+                f"logmel frontend: n_mels={self.params.n_mels} but the model takes {feature_dim} features per step"
+            )
+        self.kernel = LogMelKernel(self.params)
+        self.sample_rate_hz: int = self.params.sample_rate_hz
+        self.channels: int | None = None  # any channel count: averaged, or `channel` selected
+        self.step_period_s: float = self.params.step_period_s
+        self.feature_dim = feature_dim
+        self._streams: dict[str, _StreamState] = {}
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    def reset(self, stream_id: str) -> bool:
+        """Forget the stream's carried samples and resampler; its next chunk starts a new signal."""
+        return self._streams.pop(stream_id, None) is not None
+
+    def end(self, stream_id: str) -> bool:
+        return self.reset(stream_id)
+
+    def push(self, chunks: Mapping[str, tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+        """Features for every stream in `chunks`; raises ChunkError (and consumes nothing) if any chunk is bad."""
+        prepared, errors = self._prepare(chunks)
+        if errors:
+            raise next(iter(errors.values()))
+        return self._consume(prepared)
+
+    def push_report(self, chunks: Mapping[str, tuple[np.ndarray, int]]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
+        """Features for the good chunks and a ChunkError per bad one; a bad chunk leaves its stream untouched."""
+        prepared, errors = self._prepare(chunks)
+        return self._consume(prepared), errors
+
+    def _prepare(self, chunks: Mapping[str, tuple[np.ndarray, int]]
+                 ) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, StreamError]]:
+        prepared: dict[str, tuple[np.ndarray, int]] = {}
+        errors: dict[str, StreamError] = {}
+        for stream_id, (samples, rate_hz) in chunks.items():
+            try:
+                rate = check_rate(rate_hz)
+                state = self._streams.get(stream_id)
+                if state is not None and state.rate_hz != rate:
+                    raise ValueError(
+                        f"rate changed from {state.rate_hz} Hz to {rate} Hz mid-stream; reset the stream first"
+                    )
+                prepared[stream_id] = (to_mono_float32(samples, self.params.channel), rate)
+            except ValueError as exc:
+                errors[stream_id] = ChunkError(stream_id, str(exc))
+        return prepared, errors
+
+    def _consume(self, prepared: Mapping[str, tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+        win, hop = self.params.win_samples, self.params.hop_samples
+        out: dict[str, np.ndarray] = {}
+        pieces: list[np.ndarray] = []
+        framed: list[tuple[str, _StreamState, int, int, int]] = []  # id, state, offset, length, frames
+        offset = 0
+        for stream_id, (mono, rate) in prepared.items():
+            state = self._streams.get(stream_id) or self._open(stream_id, rate)
+            fresh = state.resampler.resample_chunk(mono) if state.resampler is not None else mono
+            length = len(state.tail) + len(fresh)
+            count = 0 if length < win else 1 + (length - win) // hop
+            if count == 0:
+                state.tail = np.concatenate((state.tail, fresh))
+                out[stream_id] = np.zeros((0, self.params.n_mels), dtype=np.float32)
+                continue
+            pieces += (state.tail, fresh)
+            framed.append((stream_id, state, offset, length, count))
+            offset += length
+        if not framed:
+            return out
+        signal = np.concatenate(pieces)
+        offsets = np.array([f[2] for f in framed], dtype=np.int64)
+        counts = np.array([f[4] for f in framed], dtype=np.int64)
+        first_row = np.cumsum(counts) - counts
+        rows = np.arange(int(counts.sum()), dtype=np.int64)
+        starts = np.repeat(offsets, counts) + hop * (rows - np.repeat(first_row, counts))
+        frames = np.lib.stride_tricks.sliding_window_view(signal, win)[starts]
+        features = self.kernel(frames)
+        for (stream_id, state, start, length, count), row in zip(framed, first_row.tolist(), strict=True):
+            out[stream_id] = features[row : row + count]
+            state.tail = signal[start + count * hop : start + length].copy()
+        return out
+
+    def _open(self, stream_id: str, rate_hz: int) -> _StreamState:
+        resampler = None
+        if rate_hz != self.sample_rate_hz:
+            resampler = soxr.ResampleStream(rate_hz, self.sample_rate_hz, 1, dtype="float32")
+        state = _StreamState(rate_hz, resampler, np.zeros(0, dtype=np.float32))
+        self._streams[stream_id] = state
+        return state
