@@ -33,9 +33,17 @@ class Frontend(Protocol):
     good chunks and reports the bad ones; `push_each` uses it where present.
     """
 
-    sample_rate_hz: int | None  # the rate features are computed at (None: any)
-    channels: int | None  # input channels expected (None: any)
-    step_period_s: float | None  # seconds of input per feature frame (None: unknown)
+    @property
+    def sample_rate_hz(self) -> int | None:
+        """The rate features are computed at; input at other rates is resampled (None: any rate)."""
+
+    @property
+    def channels(self) -> int | None:
+        """Input channels expected (None: any)."""
+
+    @property
+    def step_period_s(self) -> float | None:
+        """Seconds of input per feature frame (None: unknown)."""
 
     def push(self, chunks: Chunks) -> dict[str, np.ndarray]: ...
 

@@ -1,0 +1,99 @@
+"""Pipeline: raw samples in, per-step scores out; the model's own frontend (from its metadata) then the Engine."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from streamer.engine import Engine, StepReport
+from streamer.errors import ModelError
+from streamer.frontend import Frontend, build_frontend, push_each
+
+RateSpec = int | Mapping[str, int] | None  # one rate for all streams, a rate per stream, or the model's rate
+
+
+class Pipeline:
+    """Frontend + Engine for many streams; a stream's scores depend only on its own samples, however chunked."""
+
+    def __init__(self, model_path: str | os.PathLike[str], *, provider: str = "cpu", **engine_kwargs: Any) -> None:
+        self.engine = Engine(model_path, provider=provider, **engine_kwargs)
+        spec = self.engine.spec
+        try:
+            self.frontend: Frontend = build_frontend(spec.frontend, feature_dim=spec.feature_dim)
+        except ModelError as exc:
+            raise ModelError(f"model {spec.path}: {exc}") from exc
+        self._last_push_s: dict[str, float] = {}
+
+    @property
+    def labels(self) -> list[str]:
+        return self.engine.spec.labels
+
+    @property
+    def step_period_s(self) -> float | None:
+        """Seconds of input audio (or sensor time) per model step; None when the frontend cannot know."""
+        return self.frontend.step_period_s
+
+    @property
+    def sample_rate_hz(self) -> int | None:
+        """The model's own rate: the default for `rate_hz`."""
+        return self.frontend.sample_rate_hz
+
+    def push(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec = None) -> dict[str, np.ndarray]:
+        """Scores float32 [T, classes] per stream (T may be 0). Raises the first stream's error, if any; streams
+        whose chunk was good are still stepped (use `push_report` to see every error)."""
+        report = self.push_report(chunks, rate_hz)
+        if report.errors:
+            raise next(iter(report.errors.values()))
+        return report.scores
+
+    def push_report(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec = None) -> StepReport:
+        """Step every good chunk; report bad ones in `errors` ({id: StreamError}); `step0` as Engine.step_report.
+
+        `rate_hz` is one rate for all streams, or a mapping stream id → rate (missing ids: the model's rate)."""
+        tagged = {stream_id: (samples, self._rate_for(stream_id, rate_hz)) for stream_id, samples in chunks.items()}
+        features, frontend_errors = push_each(self.frontend, tagged)
+        report = self.engine.step_report(features)
+        report.errors.update(frontend_errors)
+        now_s = time.monotonic()
+        for stream_id in chunks:
+            self._last_push_s[stream_id] = now_s
+        for stream_id in report.errors:
+            if stream_id in features and stream_id not in self.engine:
+                # The engine refused a stream it never held (no free slot): drop its frontend state too.
+                self.frontend.end(stream_id)
+                self._last_push_s.pop(stream_id, None)
+        return report
+
+    def _rate_for(self, stream_id: str, rate_hz: RateSpec) -> int:
+        rate = rate_hz.get(stream_id) if isinstance(rate_hz, Mapping) else rate_hz
+        if rate is not None:
+            return rate
+        # The model's own rate; a frontend without one (identity: frames are steps) ignores the rate.
+        return self.frontend.sample_rate_hz or 0
+
+    def reset(self, stream_id: str) -> bool:
+        """Start the stream over (zero state, no carried samples); False if neither part held it."""
+        in_frontend = self.frontend.reset(stream_id)
+        return self.engine.reset(stream_id) or in_frontend
+
+    def end(self, stream_id: str) -> bool:
+        """Forget the stream everywhere; False if neither part held it."""
+        self._last_push_s.pop(stream_id, None)
+        in_frontend = self.frontend.end(stream_id)
+        return self.engine.end(stream_id) or in_frontend
+
+    def evict_idle(self, idle_s: float, now_s: float | None = None) -> list[str]:
+        """End every stream not pushed for `idle_s` seconds (monotonic clock); returns their ids."""
+        now_s = time.monotonic() if now_s is None else now_s
+        idle = [s for s, seen_s in self._last_push_s.items() if now_s - seen_s > idle_s]
+        for stream_id in idle:
+            self.end(stream_id)
+        return idle
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self._last_push_s)
