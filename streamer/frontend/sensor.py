@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from streamer.errors import ChunkError, ModelError
+from streamer.errors import ChunkError, ModelError, StreamError
 
+Chunks = Mapping[str, tuple[np.ndarray, int]]  # stream id → (samples [frames, channels], rate_hz)
 DEFAULT_MAX_FILL_S = 0.5
 MAX_INPUT_RATE_HZ = 100_000
 ROLLOFF = 0.9  # pass band edge as a fraction of the lower Nyquist frequency
@@ -204,12 +205,24 @@ class SensorFrontend:
     def streams(self) -> list[str]:
         return list(self._streams)
 
-    def push(self, chunks: Mapping[str, tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+    def push(self, chunks: Chunks) -> dict[str, np.ndarray]:
         """Features float32 [steps, features] for each stream; all chunks are validated before any is used."""
         frames = {
             stream_id: self._validate(stream_id, samples, rate_hz) for stream_id, (samples, rate_hz) in chunks.items()
         }
         return {stream_id: self._process(stream_id, frames[stream_id], chunks[stream_id][1]) for stream_id in frames}
+
+    def push_report(self, chunks: Chunks) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
+        """Features for the good chunks and a ChunkError per bad one; a bad chunk leaves its stream untouched."""
+        frames: dict[str, np.ndarray] = {}
+        errors: dict[str, StreamError] = {}
+        for stream_id, (samples, rate_hz) in chunks.items():
+            try:
+                frames[stream_id] = self._validate(stream_id, samples, rate_hz)
+            except ChunkError as exc:
+                errors[stream_id] = exc
+        features = {stream_id: self._process(stream_id, x, chunks[stream_id][1]) for stream_id, x in frames.items()}
+        return features, errors
 
     def reset(self, stream_id: str) -> bool:
         """Forget a stream's history (its rate too); True if it was known."""
