@@ -169,6 +169,15 @@ class Batcher:
             return self._streams[stream_id].queue[0].received_s
         return None
 
+    def lagging(self, now_s: float, lag_s: float) -> list[tuple[str, float]]:
+        """Streams whose head has waited at least `lag_s`, with how long it waited (oldest first)."""
+        found = []
+        for stream_id in self._ready:
+            waited_s = now_s - self._streams[stream_id].queue[0].received_s
+            if waited_s >= lag_s:
+                found.append((stream_id, waited_s))
+        return found
+
     def take(self, max_batch: int) -> list[Item]:
         """Pop the head item of up to `max_batch` streams (at most one per stream), oldest stream first."""
         chosen = list(itertools.islice(self._ready, max_batch))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
 from streamer.errors import ConfigError
 
@@ -29,6 +29,7 @@ class DaemonMetrics:
     """Every metric the daemon exports; children with fixed labels are bound once (labels() is slow)."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # *_created series double the scrape for no use here
         self.registry = CollectorRegistry()
         r = self.registry
         messages = Counter("streamer_messages", "Ingest messages by outcome", ["outcome"], registry=r)

@@ -23,6 +23,10 @@ DAEMON_TOPIC_ID = "*"
 Kind = Literal["data", "reset", "end"]
 DTYPES: dict[str, np.dtype[Any]] = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 KINDS: tuple[str, ...] = ("data", "reset", "end")
+ANSWER_CODES = frozenset(
+    {"bad_frames", "bad_header", "bad_version", "bad_payload", "bad_seq", "overload", "capacity", "shutdown"}
+)
+"""Status codes that answer a data message in place of its `pred` (`gap` and `reset` only inform)."""
 MAX_RATE_HZ = 1_000_000
 MAX_CHANNELS = 1024
 
@@ -200,6 +204,25 @@ def encode_pred(
         header["t_ns"] = t_ns
     payload = np.ascontiguousarray(scores, dtype="<f4").tobytes()
     return [topic("pred", stream_id), _dumps(header), payload]
+
+
+class PredEncoder:
+    """Fast `pred` encoding for one model: the labels' JSON is built once; stream ids are regex-checked ASCII."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = list(labels)
+        self._labels_json = json.dumps(self.labels, separators=(",", ":"))
+
+    def encode(
+        self, stream_id: str, seq: int, step0: int, scores: np.ndarray, latency_ms: float, t_ns: int | None
+    ) -> list[bytes]:
+        t_field = "" if t_ns is None else f',"t_ns":{t_ns}'
+        header = (
+            f'{{"v":1,"stream":"{stream_id}","seq":{seq},"step0":{step0},"steps":{len(scores)},'
+            f'"labels":{self._labels_json}{t_field},"latency_ms":{latency_ms:.3f}}}'
+        )
+        payload = scores.astype("<f4", copy=False).tobytes()
+        return [b"pred/" + stream_id.encode() + b"/", header.encode(), payload]
 
 
 def encode_event(stream_id: str, label: str, score: float, step: int, t_s: float, **extra: Any) -> list[bytes]:

@@ -1,0 +1,481 @@
+"""The daemon: owns the lifecycle (bind, ready, serve, drain, exit) and wires ingest → batcher → pipeline → publish.
+
+One thread does the work, synchronously: read what the sockets hold (bounded), file it per stream, and when a
+batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) step it through the model in
+one pipeline call per sample rate and publish the answers. Signals only set flags; the loop acts on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import zmq
+
+from streamer.daemon import protocol
+from streamer.daemon.batcher import Batcher, BatcherPolicy, Item, Notice
+from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
+from streamer.daemon.metrics import DaemonMetrics
+from streamer.daemon.publisher import Publisher, bind
+from streamer.daemon.systemd import Notifier
+from streamer.detect import DetectionParams, Detector
+from streamer.errors import CapacityError, ConfigError, ProtocolError, StreamerError
+from streamer.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+READ_BUDGET = 4096  # messages read per loop turn before the loop gets to step a batch
+HOUSEKEEPING_S = 0.5
+IDLE_POLL_MS = 100
+
+
+@dataclass
+class _RateLimitedLog:
+    """Logs at most one line per code per `interval_s`, with a count of the lines it held back."""
+
+    interval_s: float = 1.0
+    last_s: dict[str, float] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+
+    def warning(self, code: str, text: str, now_s: float) -> None:
+        if now_s - self.last_s.get(code, float("-inf")) < self.interval_s:
+            self.held[code] = self.held.get(code, 0) + 1
+            return
+        held = self.held.pop(code, 0)
+        self.last_s[code] = now_s
+        log.warning("%s%s", text, f" (+{held} similar since last report)" if held else "")
+
+
+class Daemon:
+    """`Daemon(config).run()` serves until SIGTERM/SIGINT and returns the exit code."""
+
+    def __init__(
+        self, config: DaemonConfig, config_path: Path | None = None, overrides: dict[str, Any] | None = None
+    ) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._overrides = overrides or {}
+        self.metrics = DaemonMetrics()
+        self.notifier = Notifier()
+        self.pipeline = Pipeline(
+            config.model.path,
+            provider=config.model.provider,
+            intra_op_threads=config.model.intra_op_threads,
+            max_streams=config.streams.max_streams,
+        )
+        self.spec = self.pipeline.engine.spec
+        self._pred = protocol.PredEncoder(self.spec.labels)
+        self.detector = self._make_detector(config)
+        self.batcher = Batcher(self._batcher_policy(config))
+        self._limits = protocol.IngestLimits(max_payload_bytes=config.ingest.max_payload_bytes)
+        self._bad_log = _RateLimitedLog()
+        self._overload_reported: dict[str, float] = {}
+        self._stop_requests = 0
+        self._reload_requested = False
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._ingest: list[zmq.Socket[bytes]] = []
+        self.publisher: Publisher | None = None
+        self.endpoints: dict[str, str] = {}
+        self._rates = _Rates()
+
+    # -- setup -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _batcher_policy(config: DaemonConfig) -> BatcherPolicy:
+        return BatcherPolicy(
+            config.streams.max_queued_per_stream,
+            config.streams.max_streams,
+            config.streams.gap_policy,
+            config.overload.policy,
+        )
+
+    def _make_detector(self, config: DaemonConfig) -> Detector | None:
+        if not config.detection.enabled:
+            return None
+        step_period_s = self.pipeline.step_period_s
+        if step_period_s is None:
+            if "streamer.detection" in self.spec.metadata:
+                log.warning("detection off: the model's frontend does not say how long a step is")
+            return None
+        params = DetectionParams.resolve(
+            self.spec.labels,
+            self.spec.metadata,
+            step_period_s,
+            config.detection.overrides(),
+            self.spec.scores == "logits",
+        )
+        return None if params is None else Detector(params)
+
+    def bind(self) -> None:
+        """Bind ingest, publish and metrics; raises ConfigError naming the endpoint that failed."""
+        pull = self.context.socket(zmq.PULL)
+        pull.setsockopt(zmq.RCVHWM, self.config.ingest.receive_hwm)
+        pull.setsockopt(zmq.LINGER, 0)
+        self.endpoints["ingest"] = bind(pull, self.config.ingest.endpoint, "ingest.endpoint")
+        self._ingest.append(pull)
+        if self.config.ingest.subscribe:
+            sub = self.context.socket(zmq.SUB)
+            sub.setsockopt(zmq.RCVHWM, self.config.ingest.receive_hwm)
+            sub.setsockopt(zmq.LINGER, 0)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            for endpoint in self.config.ingest.subscribe:
+                try:
+                    sub.connect(endpoint)
+                except zmq.ZMQError as exc:
+                    raise ConfigError(f"ingest.subscribe: cannot connect {endpoint!r}: {exc}") from None
+            self._ingest.append(sub)
+        self.publisher = Publisher(
+            self.context, self.config.publish.endpoint, self.config.publish.send_hwm, self.metrics
+        )
+        self.endpoints["publish"] = self.publisher.endpoint
+        if self.config.metrics.enabled:
+            port = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
+            self.endpoints["metrics"] = f"http://{self.config.metrics.host}:{port}/metrics"
+
+    def add_ingest_endpoint(self, endpoint: str) -> None:
+        """Bind one more endpoint on the ingest PULL socket (e.g. inproc:// for the microphone thread)."""
+        bind(self._ingest[0], endpoint, "ingest")
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_requests += 1
+        if self._stop_requests > 1:
+            log.warning("second %s: stopping without finishing the drain", signal.Signals(signum).name)
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload_requested = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def run(self) -> int:
+        """Bind (if not done), announce readiness, serve until asked to stop, drain, close. Returns 0."""
+        if self.publisher is None:
+            self.bind()
+        self.install_signal_handlers()
+        log.info(
+            "serving %s (%d classes) ingest %s publish %s%s",
+            self.spec.path,
+            self.spec.num_classes,
+            self.endpoints["ingest"],
+            self.endpoints["publish"],
+            f" metrics {self.endpoints['metrics']}" if "metrics" in self.endpoints else "",
+        )
+        self.notifier.ready(self._status_line())
+        try:
+            self._serve()
+            self._drain()
+        finally:
+            self.close()
+        return 0
+
+    def close(self) -> None:
+        for sock in self._ingest:
+            sock.close(linger=0)
+        self._ingest.clear()
+        if self.publisher is not None:
+            self.publisher.close(linger_ms=1000)
+            self.publisher = None
+        self.metrics.close()
+        self.context.term()
+        self.notifier.close()
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        poller = zmq.Poller()
+        for sock in self._ingest:
+            poller.register(sock, zmq.POLLIN)
+        next_housekeeping_s = time.monotonic() + HOUSEKEEPING_S
+        while not self._stop_requests:
+            paused = self.batcher.queued >= self.config.ingest.max_queued_chunks
+            self.metrics.ingest_paused.set(paused)
+            timeout_ms = 0 if paused else self._poll_timeout_ms(time.monotonic())
+            ready = dict(poller.poll(timeout_ms)) if not paused else {}
+            for sock in ready:
+                self._read(sock)
+            now_s = time.monotonic()
+            if self._batch_due(now_s):
+                self._step(self.batcher.take(self.config.batch.max_batch))
+            if now_s >= next_housekeeping_s:
+                self._housekeeping(now_s)
+                next_housekeeping_s = now_s + HOUSEKEEPING_S
+            self.notifier.watchdog(now_s)
+
+    def _poll_timeout_ms(self, now_s: float) -> int:
+        oldest_s = self.batcher.oldest_received_s()
+        if oldest_s is None:
+            return IDLE_POLL_MS
+        wait_s = oldest_s + self.config.batch.max_delay_ms / 1000 - now_s
+        return max(0, min(IDLE_POLL_MS, int(wait_s * 1000) + 1))
+
+    def _batch_due(self, now_s: float) -> bool:
+        oldest_s = self.batcher.oldest_received_s()
+        if oldest_s is None:
+            return False
+        full = self.batcher.streams_ready() >= self.config.batch.max_batch
+        return full or now_s - oldest_s >= self.config.batch.max_delay_ms / 1000
+
+    def _read(self, sock: zmq.Socket[bytes]) -> None:
+        limit = self.config.ingest.max_queued_chunks
+        for _ in range(READ_BUDGET):
+            if self.batcher.queued >= limit:
+                return
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._accept(frames, time.monotonic())
+
+    def _accept(self, frames: list[bytes], now_s: float) -> None:
+        try:
+            stream_id = protocol.decode_stream_id(frames[0])
+        except ProtocolError as exc:
+            self._refuse(None, exc, now_s)
+            return
+        try:
+            message = protocol.decode_ingest(frames, self._limits)
+        except ProtocolError as exc:
+            self._refuse(stream_id, exc, now_s)
+            return
+        notices = self.batcher.add(message, now_s)
+        for notice in notices:
+            self._publish_notice(notice)
+        if not notices or notices[-1].accepted:
+            self.metrics.messages["accepted"].inc()
+            self._rates.messages += 1
+
+    def _refuse(self, stream_id: str | None, exc: ProtocolError, now_s: float) -> None:
+        self.metrics.messages[exc.code].inc()
+        self._bad_log.warning(exc.code, f"refused message for stream {stream_id or '?'}: {exc}", now_s)
+        self._send_status(stream_id, exc.code, str(exc))
+
+    def _publish_notice(self, notice: Notice) -> None:
+        if notice.code == "gap":
+            self.metrics.gaps.inc()
+        elif notice.code == "overload":
+            self.metrics.overload.inc()
+        if not notice.accepted:
+            self.metrics.messages[notice.code if notice.code in self.metrics.messages else "refused"].inc()
+        self._send_status(notice.stream_id, notice.code, notice.message, seq=notice.seq)
+
+    def _send_status(self, stream_id: str | None, code: str, message: str, **extra: Any) -> None:
+        if self.publisher is not None:
+            self.publisher.send("status", protocol.encode_status(stream_id, code, message, **extra))
+
+    # -- stepping --------------------------------------------------------------------------------------------
+
+    def _step(self, items: list[Item]) -> None:
+        group: dict[str, Item] = {}
+        for item in items:
+            if item.message.kind == "data":
+                group[item.stream_id] = item
+            else:
+                self._control(item)
+        if not group:
+            return
+        chunks = {stream_id: item.message.samples for stream_id, item in group.items()}
+        rates = {stream_id: item.message.rate_hz for stream_id, item in group.items()}
+        report = self.pipeline.push_report(chunks, rate_hz=rates)  # type: ignore[arg-type]
+        self.metrics.engine_calls.inc()
+        self.metrics.batch_size.observe(len(chunks))
+        self._answer(group, report.scores, report.step0, report.errors)
+
+    def _control(self, item: Item) -> None:
+        message = item.message
+        if message.kind == "reset":
+            self.pipeline.reset(message.stream_id)
+            if self.detector is not None:
+                self.detector.reset(message.stream_id)
+            if not item.synthetic:
+                self._send_status(message.stream_id, "reset", "state reset", seq=message.seq)
+            return
+        self.pipeline.end(message.stream_id)
+        if self.detector is not None:
+            self.detector.end(message.stream_id)
+        self.batcher.forget(message.stream_id)
+        self._send_status(message.stream_id, "ended", "stream ended, state freed", seq=message.seq)
+
+    def _answer(
+        self,
+        group: dict[str, Item],
+        scores: dict[str, np.ndarray],
+        step0: dict[str, int],
+        errors: dict[str, StreamerError],
+    ) -> None:
+        assert self.publisher is not None
+        publisher, detector, metrics = self.publisher, self.detector, self.metrics
+        wall_ns = time.time_ns()
+        now_s = time.monotonic()
+        steps = 0
+        for stream_id, stream_scores in scores.items():
+            item = group[stream_id]
+            message = item.message
+            first = step0[stream_id]
+            latency_s = now_s - item.received_s
+            publisher.send(
+                "pred", self._pred.encode(stream_id, message.seq, first, stream_scores, latency_s * 1000, message.t_ns)
+            )
+            metrics.latency.observe(latency_s)
+            if message.t_ns is not None:
+                metrics.e2e_latency.observe(max(0.0, (wall_ns - message.t_ns) / 1e9))
+            steps += len(stream_scores)
+            if detector is not None and len(stream_scores):
+                for event in detector.push(stream_id, stream_scores, first):
+                    publisher.send(
+                        "event",
+                        protocol.encode_event(
+                            stream_id, event.label, event.score, event.step, event.t_s, seq=message.seq
+                        ),
+                    )
+                    metrics.events.inc()
+        for stream_id, error in errors.items():
+            code = "capacity" if isinstance(error, CapacityError) else "bad_payload"
+            metrics.messages[code].inc()
+            self._send_status(stream_id, code, str(error), seq=group[stream_id].message.seq)
+        metrics.steps.inc(steps)
+        self._rates.steps += steps
+
+    # -- housekeeping ----------------------------------------------------------------------------------------
+
+    def _housekeeping(self, now_s: float) -> None:
+        if self._reload_requested:
+            self._reload_requested = False
+            self.reload()
+        evicted = self.batcher.evict_idle(self.config.streams.idle_timeout_s, now_s)
+        for stream_id in evicted:
+            self.pipeline.end(stream_id)
+            if self.detector is not None:
+                self.detector.end(stream_id)
+            self._overload_reported.pop(stream_id, None)
+            self._send_status(
+                stream_id,
+                "evicted",
+                f"no message for {self.config.streams.idle_timeout_s:g} s "
+                "(streams.idle_timeout_s): state freed; the next message starts afresh",
+            )
+        self.metrics.evictions.inc(len(evicted))
+        self._report_lag(now_s)
+        self.metrics.active_streams.set(len(self.batcher))
+        self.metrics.queued_chunks.set(self.batcher.queued)
+        self.metrics.max_queue_depth.set(self.batcher.max_depth())
+        if self._rates.due(now_s):
+            self.notifier.status(self._status_line())
+
+    def _report_lag(self, now_s: float) -> None:
+        oldest_s = self.batcher.oldest_received_s()
+        lag_s = 0.0 if oldest_s is None else now_s - oldest_s
+        self.metrics.lag.set(lag_s)
+        if lag_s * 1000 < self.config.overload.max_lag_ms:
+            return
+        interval_s = self.config.overload.report_interval_s
+        for stream_id, waited_s in self.batcher.lagging(now_s, self.config.overload.max_lag_ms / 1000):
+            if now_s - self._overload_reported.get(stream_id, float("-inf")) >= interval_s:
+                self._overload_reported[stream_id] = now_s
+                self._send_status(
+                    stream_id,
+                    "overload",
+                    f"behind real time: a chunk has waited {waited_s:.2f} s "
+                    f"(overload.max_lag_ms {self.config.overload.max_lag_ms:g})",
+                )
+
+    def _status_line(self) -> str:
+        return (
+            f"{len(self.batcher)} streams, {self._rates.messages_per_s:.0f} msg/s, "
+            f"{self._rates.steps_per_s:.0f} steps/s, {self.batcher.queued} queued"
+        )
+
+    def reload(self) -> None:
+        """SIGHUP: re-read file and environment; apply the reloadable sections, keep the rest."""
+        try:
+            fresh = load_config(self._config_path, self._overrides)
+        except ConfigError as exc:
+            log.error("reload refused, configuration unchanged: %s", exc)
+            return
+        for name in type(fresh).model_fields:
+            if name not in RELOADABLE and getattr(fresh, name) != getattr(self.config, name):
+                log.warning("reload: %s changed but needs a restart; keeping the running value", name)
+        values = {
+            name: getattr(fresh if name in RELOADABLE else self.config, name) for name in type(fresh).model_fields
+        }
+        config = DaemonConfig.model_construct(**values)
+        try:
+            detector = self._make_detector(config)
+        except StreamerError as exc:
+            log.error("reload refused, detection unchanged: %s", exc)
+            return
+        self.config = config
+        self.detector = detector
+        self.batcher.policy = self._batcher_policy(config)
+        logging.getLogger("streamer").setLevel(config.log_level)
+        log.info("configuration reloaded (%s)", ", ".join(RELOADABLE))
+
+    # -- shutdown --------------------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Answer every accepted message: step what the timeout allows, `shutdown` status for the rest."""
+        self.notifier.stopping(f"draining {self.batcher.queued} chunks")
+        deadline_s = time.monotonic() + self.config.drain_timeout_s
+        log.info(
+            "stopping: draining %d queued chunks (drain_timeout_s %g)", self.batcher.queued, self.config.drain_timeout_s
+        )
+        while self.batcher.queued and time.monotonic() < deadline_s and self._stop_requests < 2:
+            self._step(self.batcher.take(self.config.batch.max_batch))
+            self.notifier.watchdog()
+        leftover = self.batcher.drain_all()
+        for item in leftover:
+            if item.message.kind == "data":
+                self._send_status(
+                    item.stream_id, "shutdown", "daemon stopped before this chunk was stepped", seq=item.message.seq
+                )
+        for stream_id, last_seq in self.batcher.last_seqs().items():
+            self._send_status(stream_id, "shutdown", "daemon stopping: stream closed", last_seq=last_seq)
+        log.info("drained: %d chunk(s) unprocessed at the deadline, exit", len(leftover))
+
+
+@dataclass
+class _Rates:
+    """Messages and steps per second over the last STATUS interval."""
+
+    interval_s: float = 2.0
+    messages: int = 0
+    steps: int = 0
+    messages_per_s: float = 0.0
+    steps_per_s: float = 0.0
+    since_s: float = field(default_factory=time.monotonic)
+
+    def due(self, now_s: float) -> bool:
+        elapsed_s = now_s - self.since_s
+        if elapsed_s < self.interval_s:
+            return False
+        self.messages_per_s, self.steps_per_s = self.messages / elapsed_s, self.steps / elapsed_s
+        self.messages = self.steps = 0
+        self.since_s = now_s
+        return True
+
+
+def serve(
+    config: DaemonConfig,
+    config_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    extra_endpoints: Iterable[str] = (),
+) -> int:
+    """Load, bind, serve, drain: what `streamer serve` runs. ModelError/ConfigError propagate to the CLI."""
+    daemon = Daemon(config, config_path, overrides)
+    try:
+        daemon.bind()
+        for endpoint in extra_endpoints:
+            daemon.add_ingest_endpoint(endpoint)
+    except BaseException:
+        daemon.close()
+        raise
+    return daemon.run()
