@@ -174,12 +174,12 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
-def train(config: SensorTrainConfig, log: Callable[[str], None] = print) -> TrainResult:
-    """Train on CPU with one thread, deterministically from `config.seed`."""
+def train(config: SensorTrainConfig, split: Split | None = None, log: Callable[[str], None] = print) -> TrainResult:
+    """Train on CPU with one thread, deterministically from `config.seed` (on `split`, default the recipe's)."""
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    split = load_split(config)
+    split = split or load_split(config)
     mean, std = channel_stats(split.train)
     recordings = [((r.samples - mean) / std).astype(np.float32) for r in split.train.recordings]
     labels = np.array([r.label for r in split.train.recordings])
@@ -377,7 +377,7 @@ DATA_NOTES = {
 def train_and_export(config: SensorTrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, export `model.onnx`, evaluate it as served, write `metrics.json`, the PNG and `README.md`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = train(config, log)
+    result = train(config, log=log)
     log(f"trained in {result.seconds:.0f} s; exporting")
     model_path = out_dir / "model.onnx"
     exported = export(result, model_path)
