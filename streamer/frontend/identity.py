@@ -34,8 +34,9 @@ class IdentityFrontend:
             raise next(iter(errors.values()))
         return features
 
-    def push_report(self, chunks: Mapping[str, tuple[np.ndarray, int]]
-                    ) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
+    def push_report(
+        self, chunks: Mapping[str, tuple[np.ndarray, int]]
+    ) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
         features: dict[str, np.ndarray] = {}
         errors: dict[str, StreamError] = {}
         for stream_id, (samples, _rate_hz) in chunks.items():

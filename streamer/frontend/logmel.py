@@ -54,8 +54,9 @@ def check_rate(rate_hz: Any) -> int:
     return int(rate_hz)
 
 
-def logmel_offline(samples: np.ndarray, params: LogMelParams | Mapping[str, Any], *,
-                   rate_hz: int | None = None) -> np.ndarray:
+def logmel_offline(
+    samples: np.ndarray, params: LogMelParams | Mapping[str, Any], *, rate_hz: int | None = None
+) -> np.ndarray:
     """The offline reference: log-mel [T, n_mels] float32 of a whole signal.
 
     `samples` as for the streaming frontend ([frames] or [frames, channels], int16 or float). They are at the
@@ -117,14 +118,16 @@ class LogMelFrontend:
             raise next(iter(errors.values()))
         return self._consume(prepared)
 
-    def push_report(self, chunks: Mapping[str, tuple[np.ndarray, int]]
-                    ) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
+    def push_report(
+        self, chunks: Mapping[str, tuple[np.ndarray, int]]
+    ) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
         """Features for the good chunks and a ChunkError per bad one; a bad chunk leaves its stream untouched."""
         prepared, errors = self._prepare(chunks)
         return self._consume(prepared), errors
 
-    def _prepare(self, chunks: Mapping[str, tuple[np.ndarray, int]]
-                 ) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, StreamError]]:
+    def _prepare(
+        self, chunks: Mapping[str, tuple[np.ndarray, int]]
+    ) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, StreamError]]:
         prepared: dict[str, tuple[np.ndarray, int]] = {}
         errors: dict[str, StreamError] = {}
         for stream_id, (samples, rate_hz) in chunks.items():

@@ -78,22 +78,32 @@ class LogMelParams:
     def validate(self) -> None:
         """Raise ModelError naming the first field out of range and what is valid."""
         checks: list[tuple[bool, str]] = [
-            (isinstance(self.sample_rate_hz, int) and self.sample_rate_hz > 0,
-             f"sample_rate_hz={self.sample_rate_hz!r}, expected a positive integer"),
+            (
+                isinstance(self.sample_rate_hz, int) and self.sample_rate_hz > 0,
+                f"sample_rate_hz={self.sample_rate_hz!r}, expected a positive integer",
+            ),
             (self.hop_ms > 0 and self.hop_samples >= 1, f"hop_ms={self.hop_ms!r}, expected ≥ 1 sample"),
             (self.win_ms > 0 and self.win_samples >= 2, f"win_ms={self.win_ms!r}, expected ≥ 2 samples"),
-            (isinstance(self.n_fft, int) and self.n_fft >= self.win_samples,
-             f"n_fft={self.n_fft!r}, expected an integer ≥ the window ({self.win_samples} samples)"),
+            (
+                isinstance(self.n_fft, int) and self.n_fft >= self.win_samples,
+                f"n_fft={self.n_fft!r}, expected an integer ≥ the window ({self.win_samples} samples)",
+            ),
             (isinstance(self.n_mels, int) and self.n_mels >= 1, f"n_mels={self.n_mels!r}, expected ≥ 1"),
-            (0 <= self.f_min_hz < self.f_max_hz <= self.sample_rate_hz / 2,
-             f"f_min_hz={self.f_min_hz!r}, f_max_hz={self.f_max_hz!r}: expected "
-             f"0 ≤ f_min_hz < f_max_hz ≤ {self.sample_rate_hz / 2} (half the sample rate)"),
-            (self.log_floor > 0 and math.isfinite(self.log_floor),
-             f"log_floor={self.log_floor!r}, expected a positive number"),
+            (
+                0 <= self.f_min_hz < self.f_max_hz <= self.sample_rate_hz / 2,
+                f"f_min_hz={self.f_min_hz!r}, f_max_hz={self.f_max_hz!r}: expected "
+                f"0 ≤ f_min_hz < f_max_hz ≤ {self.sample_rate_hz / 2} (half the sample rate)",
+            ),
+            (
+                self.log_floor > 0 and math.isfinite(self.log_floor),
+                f"log_floor={self.log_floor!r}, expected a positive number",
+            ),
             (self.window in WINDOWS, f"window={self.window!r}, expected one of {list(WINDOWS)}"),
             (self.mel_scale in MEL_SCALES, f"mel_scale={self.mel_scale!r}, expected one of {list(MEL_SCALES)}"),
-            (self.channel is None or (isinstance(self.channel, int) and self.channel >= 0),
-             f"channel={self.channel!r}, expected null (average all channels) or an index ≥ 0"),
+            (
+                self.channel is None or (isinstance(self.channel, int) and self.channel >= 0),
+                f"channel={self.channel!r}, expected null (average all channels) or an index ≥ 0",
+            ),
         ]
         for ok, message in checks:
             if not ok:
