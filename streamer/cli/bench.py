@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
+
+from streamer.errors import ConfigError
 
 bench_app = typer.Typer(
     help="Benchmarks (baselines run in the same process; see docs/PERFORMANCE.md).", no_args_is_help=True
@@ -11,3 +16,61 @@ bench_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("engine")
+def bench_engine(
+    streams: Annotated[str, typer.Option(help="comma-separated stream counts")] = "100,1000",
+    frames: Annotated[str, typer.Option(help="comma-separated frames per chunk")] = "1,10",
+    rounds: Annotated[int, typer.Option(help="interleaved measurement rounds (median taken)")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
+) -> None:
+    """Engine.step frames/s vs bare batched session.run, per-stream session.run, torch eager, and the GEMM limit."""
+    from streamer.bench.engine import run_engine_bench
+
+    rows = run_engine_bench(_ints(streams), _ints(frames), rounds)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row.to_json()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Engine.step, 2-layer GRU 40→64, one intra-op thread (frames/s, medians)")
+    for column in (
+        "streams",
+        "frames/chunk",
+        "engine",
+        "bare run",
+        "overhead",
+        "per-stream",
+        "× per-stream",
+        "torch eager",
+        "× torch",
+        "gemm limit",
+        "bare % gemm",
+    ):
+        table.add_column(column, justify="right")
+    for r in rows:
+        q = r.ratios()
+        table.add_row(
+            str(r.streams),
+            str(r.frames_per_chunk),
+            f"{r.engine_fps:,.0f}",
+            f"{r.bare_fps:,.0f}",
+            f"{q['engine_overhead_vs_bare']:+.0%}",
+            f"{r.per_stream_fps:,.0f}",
+            f"{q['engine_vs_per_stream']:.1f}×",
+            f"{r.torch_fps:,.0f}",
+            f"{q['engine_vs_torch']:.1f}×",
+            f"{r.gemm_fps:,.0f}",
+            f"{q['bare_fraction_of_gemm']:.0%}",
+        )
+    Console(width=200).print(table)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise ConfigError(f"expected comma-separated integers, got {text!r}") from None

@@ -7,6 +7,7 @@ change a recurrent state). At most one chunk per stream per call, which keeps ea
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ from streamer.engine.state import StateStore
 from streamer.errors import CapacityError, ChunkError, DeviceError, StreamerError
 from streamer.model.contract import ModelSpec, open_session
 
+FLOAT32 = np.dtype(np.float32)
+_dtype = operator.attrgetter("dtype")
+_shape = operator.attrgetter("shape")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
@@ -89,6 +93,14 @@ class Engine:
 
     def _plan(self, chunks: Mapping[str, np.ndarray], report: StepReport) -> list[tuple[int, list[str], np.ndarray]]:
         """Validate and group the chunks by length: [(steps, stream ids, x [batch, steps, features])]."""
+        values = list(chunks.values())
+        if values and set(map(type, values)) == {np.ndarray} and set(map(_dtype, values)) == {FLOAT32}:
+            shapes = set(map(_shape, values))
+            shape = next(iter(shapes))
+            # The common case, one length and all well formed, is checked without a Python loop.
+            if len(shapes) == 1 and len(shape) == 2 and shape[0] > 0 and shape[1] == self.spec.feature_dim:
+                x = np.concatenate(values).reshape(len(values), *shape)
+                return self._drop_non_finite(shape[0], list(chunks), x, report)
         by_length: dict[int, list[str]] = {}
         for stream_id, chunk in chunks.items():
             problem = self._check(chunk)
@@ -101,21 +113,26 @@ class Engine:
                 by_length.setdefault(chunk.shape[0], []).append(stream_id)
         groups = []
         for steps, stream_ids in by_length.items():
-            x = np.stack([chunks[s] for s in stream_ids])
-            finite = np.isfinite(x).all(axis=(1, 2))
-            if not finite.all():
-                for stream_id in (s for s, ok in zip(stream_ids, finite, strict=True) if not ok):
-                    report.errors[stream_id] = ChunkError(stream_id, "contains NaN or Inf")
-                stream_ids = [s for s, ok in zip(stream_ids, finite, strict=True) if ok]
-                x = x[finite]
-            if stream_ids:
-                groups.append((steps, stream_ids, x))
+            x = np.concatenate([chunks[s] for s in stream_ids]).reshape(len(stream_ids), steps, -1)
+            groups.extend(self._drop_non_finite(steps, stream_ids, x, report))
         return groups
+
+    @staticmethod
+    def _drop_non_finite(
+        steps: int, stream_ids: list[str], x: np.ndarray, report: StepReport
+    ) -> list[tuple[int, list[str], np.ndarray]]:
+        if np.isfinite(x).all():
+            return [(steps, stream_ids, x)]
+        finite = np.isfinite(x).all(axis=(1, 2))
+        for stream_id in (s for s, ok in zip(stream_ids, finite, strict=True) if not ok):
+            report.errors[stream_id] = ChunkError(stream_id, "contains NaN or Inf")
+        kept = [s for s, ok in zip(stream_ids, finite, strict=True) if ok]
+        return [(steps, kept, x[finite])] if kept else []
 
     def _check(self, chunk: object) -> str | None:
         if not isinstance(chunk, np.ndarray):
             return f"chunk is a {type(chunk).__name__}, expected a float32 numpy array [time, {self.spec.feature_dim}]"
-        if chunk.dtype != np.float32:
+        if chunk.dtype != FLOAT32:
             return f"chunk has dtype {chunk.dtype}, expected float32"
         if chunk.ndim != 2 or chunk.shape[1] != self.spec.feature_dim:
             return f"chunk has shape {list(chunk.shape)}, expected [time, {self.spec.feature_dim}]"
