@@ -135,7 +135,8 @@ class StateStore:
         path = Path(path)
         ids = list(self.slot_of)
         slots = np.fromiter((self.slot_of[s] for s in ids), dtype=np.intp, count=len(ids))
-        arrays = {f"state_{i}": rows for i, rows in enumerate(self.gather(slots))}
+        arrays: dict[str, np.ndarray] = {f"state_{i}": rows for i, rows in enumerate(self.gather(slots))}
+        arrays["steps"] = self.steps[slots]
         header = {
             "format": SNAPSHOT_FORMAT,
             "fingerprint": fingerprint,
@@ -146,7 +147,7 @@ class StateStore:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.array(json.dumps(header)), steps=self.steps[slots], **arrays)
+                np.savez(f, header=np.array(json.dumps(header)), **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
