@@ -147,7 +147,8 @@ class StateStore:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.array(json.dumps(header)), **arrays)
+                arrays["header"] = np.array(json.dumps(header))
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its bool options
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
