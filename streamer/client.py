@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from streamer.daemon.protocol import OutputMessage, decode_output, encode_ingest
+from streamer.errors import ConfigError
 
 KINDS = ("pred", "event", "status")
 
@@ -139,3 +140,20 @@ class Subscriber:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def wait_until_serving(ingest: str, publish: str, timeout_s: float = 30.0, stream_id: str = "_handshake") -> None:
+    """Block until a daemon answers on `publish` a chunk sent to `ingest` (ConfigError after `timeout_s`).
+
+    Also defeats ZeroMQ's slow-joiner effect: once this returns, a subscriber connected before it sees answers.
+    """
+    deadline_s = time.monotonic() + timeout_s
+    silence = np.zeros(160, np.int16)
+    with Producer(ingest, send_hwm=10) as producer, Subscriber(publish, [stream_id]) as subscriber:
+        while time.monotonic() < deadline_s:
+            producer.send(stream_id, silence, rate_hz=16000)
+            if subscriber.recv(timeout_ms=200) is not None:
+                producer.end(stream_id)
+                return
+        producer.close(linger_ms=0)
+    raise ConfigError(f"no daemon answered on {publish} within {timeout_s:g} s (ingest {ingest})")

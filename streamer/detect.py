@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -109,11 +109,12 @@ class Event:
 
 @dataclass(slots=True)
 class _StreamState:
-    history: np.ndarray  # [smoothing_steps - 1, keywords], most recent last
+    history: np.ndarray  # [smoothing_steps - 1, keywords] keyword probabilities, most recent last
+    run_steps: np.ndarray  # [keywords] consecutive steps over threshold
+    armed: np.ndarray  # [keywords] False from an event until the score falls below threshold
     seen_steps: int = 0
-    run_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    armed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     quiet_until_step: int = -1
+    hot: bool = False  # history, run or armed could matter for the next chunk (else the cold path is exact)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -122,11 +123,17 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Detector:
-    """Turns each stream's per-step scores into keyword events; one small state per stream."""
+    """Turns each stream's per-step scores into keyword events; one small state per stream.
+
+    `push_many` screens a whole batch with a few numpy calls: a stream whose recent window holds no probability
+    at or above the lowest threshold cannot fire (a mean never exceeds its maximum), so it only updates its
+    history; the exact step-by-step scan runs for the rest.
+    """
 
     def __init__(self, params: DetectionParams) -> None:
         self.params = params
         self._thresholds = np.asarray(params.thresholds, np.float32)
+        self._min_threshold = float(self._thresholds.min()) if len(self._thresholds) else 2.0
         self._keywords = np.asarray(params.keywords, np.intp)
         self._streams: dict[str, _StreamState] = {}
 
@@ -134,12 +141,8 @@ class Detector:
         state = self._streams.get(stream_id)
         if state is None:
             count = len(self._keywords)
-            state = _StreamState(
-                np.zeros((self.params.smoothing_steps - 1, count), np.float32),
-                0,
-                np.zeros(count, np.int64),
-                np.ones(count, bool),
-            )
+            history = np.zeros((self.params.smoothing_steps - 1, count), np.float32)
+            state = _StreamState(history, np.zeros(count, np.int64), np.ones(count, bool))
             self._streams[stream_id] = state
         return state
 
@@ -157,17 +160,50 @@ class Detector:
 
     def push(self, stream_id: str, scores: np.ndarray, step0: int) -> list[Event]:
         """Feed `scores` `[T, classes]` whose first row is stream step `step0`; returns the events it fires."""
-        if len(scores) == 0 or len(self._keywords) == 0:
+        return [event for _, event in self.push_many([(stream_id, scores, step0)])]
+
+    def push_many(self, batch: Sequence[tuple[str, np.ndarray, int]]) -> list[tuple[str, Event]]:
+        """`push` for many streams at once: (stream id, scores [T, classes], step0) each; events in batch order."""
+        batch = [entry for entry in batch if len(entry[1])]
+        if not batch or len(self._keywords) == 0:
             return []
-        state = self._state(stream_id)
+        scores = np.concatenate([entry[1] for entry in batch])
         probs = _softmax(scores) if self.params.scores_are_logits else scores
-        smoothed = self._smooth(state, np.asarray(probs[:, self._keywords], np.float32))
+        keyword_probs = np.ascontiguousarray(probs[:, self._keywords], dtype=np.float32)
+        lengths = np.fromiter((len(entry[1]) for entry in batch), np.intp, len(batch))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        hot_rows = keyword_probs.max(axis=1) >= self._min_threshold
+        hot_streams = np.logical_or.reduceat(hot_rows, starts).tolist()
+        window = self.params.smoothing_steps - 1
+        events: list[tuple[str, Event]] = []
+        for (stream_id, _, step0), start, length, hot in zip(
+            batch, starts.tolist(), lengths.tolist(), hot_streams, strict=True
+        ):
+            state = self._state(stream_id)
+            chunk = keyword_probs[start : start + length]
+            if not hot and not state.hot:  # cold: nothing can fire; keep the window exact for later
+                if window:
+                    state.history = (
+                        chunk[length - window :].copy()
+                        if length >= window
+                        else np.concatenate([state.history, chunk])[-window:]
+                    )
+                state.seen_steps += length
+                continue
+            events.extend((stream_id, event) for event in self._push_hot(state, chunk, step0))
+        return events
+
+    def _push_hot(self, state: _StreamState, keyword_probs: np.ndarray, step0: int) -> list[Event]:
+        smoothed = self._smooth(state, keyword_probs)
         above = smoothed >= self._thresholds
-        if not above.any():  # the common case: silence or background
+        if not above.any():
             state.run_steps[:] = 0
             state.armed[:] = True
-            return []
-        return self._scan(state, smoothed, above, step0)
+            events: list[Event] = []
+        else:
+            events = self._scan(state, smoothed, above, step0)
+        state.hot = bool((state.history >= self._min_threshold).any() or state.run_steps.any() or not state.armed.all())
+        return events
 
     def _scan(self, state: _StreamState, smoothed: np.ndarray, above: np.ndarray, step0: int) -> list[Event]:
         events = []

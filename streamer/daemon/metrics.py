@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from streamer.errors import ConfigError
 
@@ -25,6 +29,31 @@ LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
+class BatchHistogram(Collector):
+    """A Prometheus histogram fed a whole batch at a time (one numpy call instead of a locked call per value)."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = np.asarray(buckets, np.float64)
+        self._counts = np.zeros(len(buckets) + 1, np.int64)
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        if len(values):
+            self._counts += np.bincount(np.searchsorted(self.bounds, values), minlength=len(self._counts))
+            self._sum += float(values.sum())
+
+    def observe(self, value: float) -> None:
+        self.observe_many(np.asarray([value], np.float64))
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        cumulative = np.cumsum(self._counts).tolist()
+        buckets = [(f"{bound:g}", count) for bound, count in zip(self.bounds.tolist(), cumulative, strict=False)]
+        buckets.append(("+Inf", cumulative[-1]))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self._sum)
+
+
 class DaemonMetrics:
     """Every metric the daemon exports; children with fixed labels are bound once (labels() is slow)."""
 
@@ -42,14 +71,14 @@ class DaemonMetrics:
         self.batch_size = Histogram(
             "streamer_batch_streams", "Streams per batched call", buckets=BATCH_BUCKETS, registry=r
         )
-        self.latency = Histogram(
-            "streamer_latency_seconds", "Receive to publish of each pred", buckets=LATENCY_BUCKETS_S, registry=r
+        self.latency = BatchHistogram(
+            "streamer_latency_seconds", "Receive to publish of each pred", LATENCY_BUCKETS_S, r
         )
-        self.e2e_latency = Histogram(
+        self.e2e_latency = BatchHistogram(
             "streamer_e2e_latency_seconds",
-            "Producer t_ns to publish (same clock)",
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
+            "Producer t_ns to publish of each pred (assumes one clock)",
+            LATENCY_BUCKETS_S,
+            r,
         )
         self.active_streams = Gauge("streamer_active_streams", "Streams the daemon holds", registry=r)
         self.evictions = Counter("streamer_evictions", "Streams evicted after idle_timeout_s", registry=r)

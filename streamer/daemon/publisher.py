@@ -48,6 +48,19 @@ class Publisher:
         self._sent[kind].inc()
         return True
 
+    def send_many(self, kind: str, messages: list[list[bytes]]) -> int:
+        """Send several messages of one kind; returns how many went out."""
+        send, sent = self.socket.send_multipart, 0
+        for frames in messages:
+            try:
+                send(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self.metrics.publish_dropped.inc()
+                continue
+            sent += 1
+        self._sent[kind].inc(sent)
+        return sent
+
     def close(self, linger_ms: int) -> None:
         """Close after giving queued messages up to `linger_ms` to reach subscribers."""
         self.socket.setsockopt(zmq.LINGER, linger_ms)

@@ -30,7 +30,7 @@ from streamer.errors import CapacityError, ConfigError, ProtocolError, StreamerE
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-READ_BUDGET = 4096  # messages read per loop turn before the loop gets to step a batch
+READ_BUDGET = 8192  # messages read per loop turn before the loop gets to step a batch
 HOUSEKEEPING_S = 0.5
 IDLE_POLL_MS = 100
 
@@ -83,6 +83,7 @@ class Daemon:
         self.publisher: Publisher | None = None
         self.endpoints: dict[str, str] = {}
         self._rates = _Rates()
+        self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
 
     # -- setup -----------------------------------------------------------------------------------------------
 
@@ -204,8 +205,9 @@ class Daemon:
             for sock in ready:
                 self._read(sock)
             now_s = time.monotonic()
-            if self._batch_due(now_s):
+            while self._batch_due(now_s):  # a backlog takes several batches (one chunk per stream each)
                 self._step(self.batcher.take(self.config.batch.max_batch))
+                now_s = time.monotonic()
             if now_s >= next_housekeeping_s:
                 self._housekeeping(now_s)
                 next_housekeeping_s = now_s + HOUSEKEEPING_S
@@ -227,14 +229,19 @@ class Daemon:
 
     def _read(self, sock: zmq.Socket[bytes]) -> None:
         limit = self.config.ingest.max_queued_chunks
-        for _ in range(READ_BUDGET):
-            if self.batcher.queued >= limit:
-                return
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._accept(frames, time.monotonic())
+        self._accepted = 0
+        try:
+            for _ in range(READ_BUDGET):
+                if self.batcher.queued >= limit:
+                    return
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                self._accept(frames, time.monotonic())
+        finally:
+            self.metrics.messages["accepted"].inc(self._accepted)
+            self._rates.messages += self._accepted
 
     def _accept(self, frames: list[bytes], now_s: float) -> None:
         try:
@@ -251,8 +258,7 @@ class Daemon:
         for notice in notices:
             self._publish_notice(notice)
         if not notices or notices[-1].accepted:
-            self.metrics.messages["accepted"].inc()
-            self._rates.messages += 1
+            self._accepted += 1
 
     def _refuse(self, stream_id: str | None, exc: ProtocolError, now_s: float) -> None:
         self.metrics.messages[exc.code].inc()
@@ -313,37 +319,40 @@ class Daemon:
         errors: dict[str, StreamerError],
     ) -> None:
         assert self.publisher is not None
-        publisher, detector, metrics = self.publisher, self.detector, self.metrics
-        wall_ns = time.time_ns()
-        now_s = time.monotonic()
-        steps = 0
+        now_s, wall_ns = time.monotonic(), time.time_ns()
+        encode = self._pred.encode
+        preds, latencies_s, e2e_ns, steps = [], [], [], 0
         for stream_id, stream_scores in scores.items():
-            item = group[stream_id]
-            message = item.message
-            first = step0[stream_id]
-            latency_s = now_s - item.received_s
-            publisher.send(
-                "pred", self._pred.encode(stream_id, message.seq, first, stream_scores, latency_s * 1000, message.t_ns)
+            message = group[stream_id].message
+            latency_s = now_s - group[stream_id].received_s
+            preds.append(
+                encode(stream_id, message.seq, step0[stream_id], stream_scores, latency_s * 1000, message.t_ns)
             )
-            metrics.latency.observe(latency_s)
+            latencies_s.append(latency_s)
             if message.t_ns is not None:
-                metrics.e2e_latency.observe(max(0.0, (wall_ns - message.t_ns) / 1e9))
+                e2e_ns.append(wall_ns - message.t_ns)
             steps += len(stream_scores)
-            if detector is not None and len(stream_scores):
-                for event in detector.push(stream_id, stream_scores, first):
-                    publisher.send(
-                        "event",
-                        protocol.encode_event(
-                            stream_id, event.label, event.score, event.step, event.t_s, seq=message.seq
-                        ),
-                    )
-                    metrics.events.inc()
+        self.publisher.send_many("pred", preds)
+        if self.detector is not None:
+            self._detect(group, scores, step0)
         for stream_id, error in errors.items():
             code = "capacity" if isinstance(error, CapacityError) else "bad_payload"
-            metrics.messages[code].inc()
+            self.metrics.messages[code].inc()
             self._send_status(stream_id, code, str(error), seq=group[stream_id].message.seq)
-        metrics.steps.inc(steps)
+        self.metrics.latency.observe_many(np.asarray(latencies_s))
+        self.metrics.e2e_latency.observe_many(np.maximum(np.asarray(e2e_ns, np.float64) / 1e9, 0.0))
+        self.metrics.steps.inc(steps)
         self._rates.steps += steps
+
+    def _detect(self, group: dict[str, Item], scores: dict[str, np.ndarray], step0: dict[str, int]) -> None:
+        assert self.publisher is not None and self.detector is not None
+        found = self.detector.push_many([(stream_id, s, step0[stream_id]) for stream_id, s in scores.items()])
+        for stream_id, event in found:
+            frames = protocol.encode_event(
+                stream_id, event.label, event.score, event.step, event.t_s, seq=group[stream_id].message.seq
+            )
+            self.publisher.send("event", frames)
+            self.metrics.events.inc()
 
     # -- housekeeping ----------------------------------------------------------------------------------------
 

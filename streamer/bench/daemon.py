@@ -1,0 +1,307 @@
+"""`streamer bench daemon`: how many real-time streams a daemon holds (p99 <= 100 ms), against the naive baseline.
+
+A load generator (one process) sends N streams of 16 kHz int16 audio in 100 ms chunks at real-time cadence,
+phases spread evenly, each header stamped with the chunk's *scheduled* capture time `t_ns`; latency is receipt
+of the `pred` minus that time, so a generator that falls behind counts against the daemon, never for it.
+A level is held when every chunk is answered, no overload is reported and p99 latency <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from streamer.client import wait_until_serving
+from streamer.daemon.protocol import ANSWER_CODES
+from streamer.errors import ConfigError
+
+P99_LIMIT_MS = 100.0
+WARMUP_S = 2.0
+NAIVE_DAEMON = Path(__file__).resolve().parents[2] / "benchmarks" / "naive_daemon.py"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """N streams of `rate_hz` int16 mono audio in `chunk_ms` chunks for `duration_s` (the first WARMUP_S unscored)."""
+
+    streams: int
+    duration_s: float = 8.0
+    chunk_ms: float = 100.0
+    rate_hz: int = 16000
+    prefix: str = "load"
+
+
+@dataclass
+class LoadResult:
+    streams: int
+    sent: int
+    answered: int
+    overload: int
+    latencies_ms: list[float] = field(repr=False)
+    daemon_cpu_s: float = 0.0
+    generator_cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else math.inf
+
+    @property
+    def held(self) -> bool:
+        return self.answered == self.sent and self.overload == 0 and self.percentile(99) <= P99_LIMIT_MS
+
+    def summary(self) -> str:
+        return (
+            f"{self.streams} streams: sent {self.sent}, answered {self.answered}, overload {self.overload}, "
+            f"latency p50 {self.percentile(50):.1f} p99 {self.percentile(99):.1f} max "
+            f"{max(self.latencies_ms, default=math.inf):.1f} ms, daemon CPU {self.daemon_cpu_s / self.wall_s:.0%}"
+            f", generator CPU {self.generator_cpu_s / self.wall_s:.0%}"
+            f" -> {'held' if self.held else 'NOT held'}"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        del data["latencies_ms"]
+        data.update({f"p{q}": round(self.percentile(q), 2) for q in (50, 90, 99, 99.9)}, held=self.held)
+        return data
+
+
+def _test_signal(rate_hz: int, seconds: float) -> np.ndarray:
+    """Speech-like test audio: noise with a moving tone, int16 (content only matters for detection paths)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(rate_hz * seconds)) / rate_hz
+    tone = 0.3 * np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * 0.5 * t)) * t)
+    return np.clip((tone + 0.05 * rng.standard_normal(len(t))) * 32767, -32768, 32767).astype(np.int16)
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(spec: LoadSpec, ingest: str, publish: str, daemon_pid: int | None = None) -> LoadResult:
+    """Send the load, collect answers; returns per-chunk latencies of the scored part."""
+    frames_per_chunk = round(spec.rate_hz * spec.chunk_ms / 1000)
+    audio = _test_signal(spec.rate_hz, 10.0)
+    chunks = [
+        audio[i : i + frames_per_chunk].tobytes() for i in range(0, len(audio) - frames_per_chunk, frames_per_chunk)
+    ]
+    ids = [f"{spec.prefix}{i}".encode() for i in range(spec.streams)]
+    period_ns = int(spec.chunk_ms * 1e6)
+    rounds = max(1, int(spec.duration_s * 1000 / spec.chunk_ms))
+    total = rounds * spec.streams
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    push.connect(ingest)
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    for kind in (b"pred/", b"status/"):
+        sub.setsockopt(zmq.SUBSCRIBE, kind + spec.prefix.encode())
+    sub.connect(publish)
+    time.sleep(0.3)  # the subscription must reach the daemon before the first answer
+    latencies: list[float] = []
+    answered = overload = 0
+    scored_from_ns = 0
+
+    def drain(timeout_ms: int) -> None:
+        nonlocal answered, overload
+        if not sub.poll(timeout_ms):
+            return
+        while True:
+            try:
+                frames = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            now_ns = time.time_ns()
+            header = json.loads(frames[1])
+            if frames[0].startswith(b"pred/"):
+                answered += 1
+                t_ns = header.get("t_ns", 0)
+                if t_ns >= scored_from_ns:
+                    latencies.append((now_ns - t_ns) / 1e6)
+            elif header.get("code") in ANSWER_CODES:
+                answered += 1
+                overload += header["code"] == "overload"
+            elif header.get("code") == "overload":
+                overload += 1
+
+    daemon_cpu0 = _cpu_s(daemon_pid) if daemon_pid else 0.0
+    own_cpu0 = time.process_time()
+    start_ns = time.time_ns() + 50_000_000
+    scored_from_ns = start_ns + int(WARMUP_S * 1e9)
+    sent = 0
+    while sent < total:
+        now_ns = time.time_ns()
+        while sent < total:
+            round_index, stream_index = divmod(sent, spec.streams)
+            due_ns = start_ns + round_index * period_ns + stream_index * period_ns // spec.streams
+            if due_ns > now_ns:
+                break
+            header = b'{"v":1,"seq":%d,"kind":"data","dtype":"int16","rate_hz":%d,"channels":1,"t_ns":%d}' % (
+                round_index,
+                spec.rate_hz,
+                due_ns,
+            )
+            push.send_multipart(
+                [ids[stream_index], header, chunks[(round_index + stream_index) % len(chunks)]], copy=False
+            )
+            sent += 1
+        if sent < total:
+            round_index, stream_index = divmod(sent, spec.streams)
+            due_ns = start_ns + round_index * period_ns + stream_index * period_ns // spec.streams
+            drain(max(0, (due_ns - time.time_ns()) // 1_000_000))
+    deadline_s = time.monotonic() + 3.0
+    while answered < sent and time.monotonic() < deadline_s:
+        drain(50)
+    wall_s = (time.time_ns() - start_ns) / 1e9
+    for stream_id in ids:
+        push.send_multipart([stream_id, b'{"v":1,"seq":%d,"kind":"end"}' % rounds])
+    push.close(linger=1000)
+    sub.close(linger=0)
+    return LoadResult(
+        spec.streams,
+        sent,
+        answered,
+        overload,
+        latencies,
+        (_cpu_s(daemon_pid) - daemon_cpu0) if daemon_pid else 0.0,
+        time.process_time() - own_cpu0,
+        wall_s,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class DaemonProcess:
+    """A daemon (ours or the naive one) in a child process on free loopback ports."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.ingest = f"tcp://127.0.0.1:{_free_port()}"
+        self.publish = f"tcp://127.0.0.1:{_free_port()}"
+        argv = [arg.replace("{ingest}", self.ingest).replace("{publish}", self.publish) for arg in command]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> DaemonProcess:
+        try:
+            wait_until_serving(self.ingest, self.publish, timeout_s=60.0)
+        except ConfigError:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def ours(model: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamer.cli.main",
+        "serve",
+        "--model",
+        str(model),
+        "--ingest",
+        "{ingest}",
+        "--publish",
+        "{publish}",
+        "--metrics",
+        "off",
+    ]
+
+
+def naive(model: Path) -> list[str]:
+    return [sys.executable, str(NAIVE_DAEMON), "--model", str(model), "--ingest", "{ingest}", "--publish", "{publish}"]
+
+
+def find_capacity(command: list[str], start: int, duration_s: float, log: list[str]) -> tuple[int, list[LoadResult]]:
+    """Double the stream count until a level fails, then bisect twice; returns the largest held level."""
+    results: list[LoadResult] = []
+    held, failed = 0, 0
+    level = start
+    with DaemonProcess(command) as daemon:
+        for attempt in range(12):
+            result = run_load(
+                LoadSpec(level, duration_s, prefix=f"L{attempt}x"), daemon.ingest, daemon.publish, daemon.process.pid
+            )
+            results.append(result)
+            log.append(result.summary())
+            print("  " + result.summary(), flush=True)
+            if result.held:
+                held = level
+            else:
+                failed = level
+            if failed and held and (failed - held) <= max(25, held // 8):
+                break
+            if failed and not held and level <= start // 4:
+                break
+            level = level * 2 if not failed else (held + failed) // 2 if held else level // 2
+    return held, results
+
+
+def run_daemon_bench(
+    model: Path, *, streams: int | None, duration_s: float, baseline: bool, as_json: bool
+) -> dict[str, object]:
+    if not model.exists():
+        raise ConfigError(f"bench daemon: model {model} not found (train it, or pass --model)")
+    log: list[str] = []
+    report: dict[str, object] = {"model": str(model), "duration_s_per_level": duration_s, "cpus": os.cpu_count()}
+    if streams is not None:
+        with DaemonProcess(ours(model)) as daemon:
+            result = run_load(LoadSpec(streams, duration_s), daemon.ingest, daemon.publish, daemon.process.pid)
+        print(result.summary())
+        report["single"] = result.to_json()
+        return report
+    print(f"streamer daemon ({model}):", flush=True)
+    capacity, levels = find_capacity(ours(model), 250, duration_s, log)
+    report["daemon"] = {"streams_held": capacity, "levels": [r.to_json() for r in levels]}
+    if capacity:
+        with DaemonProcess(ours(model)) as daemon:
+            half = run_load(
+                LoadSpec(capacity // 2, duration_s * 2, prefix="half"),
+                daemon.ingest,
+                daemon.publish,
+                daemon.process.pid,
+            )
+        print(f"  at half ({capacity // 2} streams): " + half.summary(), flush=True)
+        report["daemon"]["half"] = half.to_json()  # type: ignore[index]
+    if baseline:
+        print("naive baseline (one model call per message):", flush=True)
+        base_capacity, base_levels = find_capacity(naive(model), 50, duration_s, log)
+        report["baseline"] = {"streams_held": base_capacity, "levels": [r.to_json() for r in base_levels]}
+        if base_capacity:
+            report["speedup"] = round(capacity / base_capacity, 2)
+    print(
+        f"held in real time (p99 <= {P99_LIMIT_MS:g} ms): daemon {capacity} streams"
+        + (
+            f", baseline {report['baseline']['streams_held']}, x{report.get('speedup')}"  # type: ignore[index]
+            if baseline
+            else ""
+        ),
+        flush=True,
+    )
+    if as_json:
+        print(json.dumps(report))
+    return report
