@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -23,6 +22,8 @@ from streamer.daemon import protocol
 from streamer.daemon.batcher import Batcher, BatcherPolicy, Item, Notice
 from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
 from streamer.daemon.metrics import DaemonMetrics
+from streamer.daemon.mic import ENDPOINT as MIC_ENDPOINT
+from streamer.daemon.mic import MicrophoneBridge
 from streamer.daemon.publisher import Publisher, bind
 from streamer.daemon.systemd import Notifier
 from streamer.detect import DetectionParams, Detector
@@ -83,6 +84,7 @@ class Daemon:
         self.publisher: Publisher | None = None
         self.endpoints: dict[str, str] = {}
         self._rates = _Rates()
+        self._sources: list[MicrophoneBridge] = []
         self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
 
     # -- setup -----------------------------------------------------------------------------------------------
@@ -139,9 +141,12 @@ class Daemon:
             port = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
             self.endpoints["metrics"] = f"http://{self.config.metrics.host}:{port}/metrics"
 
-    def add_ingest_endpoint(self, endpoint: str) -> None:
-        """Bind one more endpoint on the ingest PULL socket (e.g. inproc:// for the microphone thread)."""
-        bind(self._ingest[0], endpoint, "ingest")
+    def add_microphone(self) -> None:
+        """`mic.enabled`: capture from the microphone as stream `mic.stream_id` through the normal ingest path."""
+        bind(self._ingest[0], MIC_ENDPOINT, "mic")
+        bridge = MicrophoneBridge(self.context, self.config.mic, self.pipeline.sample_rate_hz)
+        bridge.start()
+        self._sources.append(bridge)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -180,6 +185,9 @@ class Daemon:
         return 0
 
     def close(self) -> None:
+        for source in self._sources:
+            source.close()
+        self._sources.clear()
         for sock in self._ingest:
             sock.close(linger=0)
         self._ingest.clear()
@@ -472,18 +480,13 @@ class _Rates:
         return True
 
 
-def serve(
-    config: DaemonConfig,
-    config_path: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    extra_endpoints: Iterable[str] = (),
-) -> int:
+def serve(config: DaemonConfig, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> int:
     """Load, bind, serve, drain: what `streamer serve` runs. ModelError/ConfigError propagate to the CLI."""
     daemon = Daemon(config, config_path, overrides)
     try:
         daemon.bind()
-        for endpoint in extra_endpoints:
-            daemon.add_ingest_endpoint(endpoint)
+        if config.mic.enabled:
+            daemon.add_microphone()
     except BaseException:
         daemon.close()
         raise
