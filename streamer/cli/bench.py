@@ -74,3 +74,27 @@ def _ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v]
     except ValueError:
         raise ConfigError(f"expected comma-separated integers, got {text!r}") from None
+
+
+@bench_app.command("fuzz")
+def bench_fuzz(
+    messages: Annotated[int, typer.Option(help="how many generated messages")] = 100_000,
+    seed: Annotated[int, typer.Option(help="generator seed (runs are reproducible)")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Fuzz the wire decoder: every message decodes or is refused with a status code; memory stays bounded."""
+    from streamer.bench.fuzz import run_fuzz
+
+    report = run_fuzz(messages, seed)
+    summary = report.to_json()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"{report.messages:,} messages in {report.seconds:.1f} s: {report.accepted:,} accepted, "
+            f"rejected {dict(report.rejected)}, peak decoder overhead {report.peak_overhead_bytes:,} bytes"
+        )
+        for crash in report.crashes[:20]:
+            print(f"  DEFECT {crash}")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -21,6 +21,7 @@ AREAS = (
     "streamer.cli.audio",  # devices
     "streamer.cli.keyword",  # train-keyword, eval-keyword
     "streamer.cli.sensor",  # train-sensor
+    "streamer.cli.keys",  # keys generate
 )
 
 log = logging.getLogger("streamer")
