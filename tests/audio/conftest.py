@@ -16,3 +16,20 @@ def logmel_model(export_model) -> Path:
     return export_model(
         cell="gru", layers=2, features=40, hidden=16, classes=3, labels=LABELS, frontend=LogMelParams().to_dict()
     )
+
+
+@pytest.fixture(scope="session")
+def virtual_mic():
+    """A PulseAudio pipe-source microphone (started for the session, stopped after); skipped with the reason
+    when PulseAudio or PortAudio cannot run here."""
+    from virtual_mic import Unavailable, virtual_mic
+
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        pytest.skip(f"PortAudio missing ({exc}): apt-get install libportaudio2")
+    try:
+        with virtual_mic() as mic:
+            yield mic
+    except Unavailable as exc:
+        pytest.skip(f"virtual microphone unavailable: {exc}")

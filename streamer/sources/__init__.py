@@ -1,0 +1,1 @@
+"""Sample sources at the edge: live microphones (sounddevice/PortAudio) feeding a Pipeline."""
