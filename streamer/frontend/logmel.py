@@ -54,6 +54,12 @@ def check_rate(rate_hz: Any) -> int:
     return int(rate_hz)
 
 
+def frame_view(signal: np.ndarray, win: int, hop: int, count: int) -> np.ndarray:
+    """Read-only view [count, win] of a contiguous float32 signal: row k is signal[k·hop : k·hop + win]."""
+    itemsize = signal.itemsize
+    return np.ndarray((count, win), signal.dtype, buffer=signal, strides=(hop * itemsize, itemsize))
+
+
 def logmel_offline(
     samples: np.ndarray, params: LogMelParams | Mapping[str, Any], *, rate_hz: int | None = None
 ) -> np.ndarray:
@@ -71,8 +77,7 @@ def logmel_offline(
     count = 0 if len(mono) < win else 1 + (len(mono) - win) // hop
     if count == 0:
         return np.zeros((0, spec.n_mels), dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(mono, win)[::hop][:count]
-    return LogMelKernel(spec)(frames)
+    return LogMelKernel(spec)(frame_view(mono, win, hop, count))
 
 
 @dataclass
@@ -164,12 +169,16 @@ class LogMelFrontend:
         if not framed:
             return out
         signal = np.concatenate(pieces)
-        offsets = np.array([f[2] for f in framed], dtype=np.int64)
-        counts = np.array([f[4] for f in framed], dtype=np.int64)
-        first_row = np.cumsum(counts) - counts
-        rows = np.arange(int(counts.sum()), dtype=np.int64)
-        starts = np.repeat(offsets, counts) + hop * (rows - np.repeat(first_row, counts))
-        frames = np.lib.stride_tricks.sliding_window_view(signal, win)[starts]
+        if len(framed) == 1:  # one stream: its frames are evenly spaced, a strided view needs no gather
+            frames = frame_view(signal, win, hop, framed[0][4])
+            first_row = np.zeros(1, dtype=np.int64)
+        else:
+            offsets = np.array([f[2] for f in framed], dtype=np.int64)
+            counts = np.array([f[4] for f in framed], dtype=np.int64)
+            first_row = np.cumsum(counts) - counts
+            rows = np.arange(int(counts.sum()), dtype=np.int64)
+            starts = np.repeat(offsets, counts) + hop * (rows - np.repeat(first_row, counts))
+            frames = frame_view(signal, win, 1, len(signal) - win + 1)[starts]
         features = self.kernel(frames)
         for (stream_id, state, start, length, count), row in zip(framed, first_row.tolist(), strict=True):
             out[stream_id] = features[row : row + count]
