@@ -96,6 +96,13 @@ def feed(
     rate_hz: Annotated[int | None, typer.Option(help="sample rate of csv/npy files (else FILE.json sidecar)")] = None,
     streams: Annotated[int | None, typer.Option(help="synthetic load: N streams at real-time cadence")] = None,
     duration_s: Annotated[float, typer.Option(help="with --streams: how long to send")] = 10.0,
+    window: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="--fast: unanswered chunks allowed per stream (keep it <= the daemon's streams.max_queued_per_stream)",
+        ),
+    ] = 8,
 ) -> None:
     """Send files as streams (paced in real time unless --fast), or synthetic load with --streams N."""
     if streams is not None:
@@ -110,7 +117,7 @@ def feed(
     from streamer.daemon.feeder import load_source, stream_ids
 
     sources = [load_source(path, sid, rate_hz) for path, sid in zip(files, stream_ids(files, stream), strict=True)]
-    result = send_files(sources, endpoint, chunk_ms, fast=fast, publish_endpoint=publish)
+    result = send_files(sources, endpoint, chunk_ms, fast=fast, publish_endpoint=publish, window=window)
     typer.echo(
         f"sent {result.chunks} chunks of {result.streams} stream(s), {result.audio_s:.1f} s of signal "
         f"in {result.wall_s:.1f} s" + (f"; {result.answered} answered" if fast else "")

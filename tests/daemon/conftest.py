@@ -1,0 +1,40 @@
+"""Fixtures for daemon tests: real daemon processes, and a keyword model exported by the real exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_helpers import DETECTION, LABELS, LOGMEL, DaemonProcess
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(model: Path, sections: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path, model, sections, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+@pytest.fixture(scope="session")
+def keyword_model(export_model: Callable[..., Path]) -> Path:
+    """A small log-mel GRU keyword model with detection metadata (random weights: outputs, not accuracy)."""
+    return export_model(
+        cell="gru",
+        layers=1,
+        features=40,
+        hidden=16,
+        classes=3,
+        seed=3,
+        labels=LABELS,
+        frontend=LOGMEL,
+        extra_metadata={"streamer.detection": DETECTION},
+    )

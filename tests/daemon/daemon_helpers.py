@@ -1,0 +1,153 @@
+"""Helpers for daemon tests: a real daemon child process on free loopback ports, test audio, answer collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.client import Subscriber, wait_until_serving
+from streamer.daemon.protocol import OutputMessage
+
+LOGMEL = {
+    "kind": "logmel",
+    "sample_rate_hz": 16000,
+    "win_ms": 25.0,
+    "hop_ms": 10.0,
+    "n_fft": 512,
+    "n_mels": 40,
+    "f_min_hz": 20.0,
+    "f_max_hz": 7600.0,
+    "log_floor": 1e-6,
+}
+LABELS = ["_background", "hey", "stop"]
+DETECTION = {
+    "background": ["_background"],
+    "threshold": 0.5,
+    "smoothing_steps": 3,
+    "patience_steps": 2,
+    "refractory_s": 0.5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def toml_value(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+class DaemonProcess:
+    """`streamer serve --config <tmp>` in a child process; `stop()` sends SIGTERM and returns the exit code."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        model: Path,
+        sections: dict[str, dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> None:
+        self.ingest = f"tcp://127.0.0.1:{free_port()}"
+        self.publish = f"tcp://127.0.0.1:{free_port()}"
+        self.metrics_port = free_port()
+        config: dict[str, dict[str, Any]] = {
+            "model": {"path": str(model)},
+            "ingest": {"endpoint": self.ingest},
+            "publish": {"endpoint": self.publish},
+            "metrics": {"port": self.metrics_port},
+        }
+        for name, values in (sections or {}).items():
+            config.setdefault(name, {}).update(values)
+        self.config_path = tmp_path / f"daemon-{self.metrics_port}.toml"
+        self.write_config(config)
+        self.log_path = tmp_path / f"daemon-{self.metrics_port}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamer.cli.main", "serve", "--config", str(self.config_path)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        if wait:
+            try:
+                wait_until_serving(self.ingest, self.publish, timeout_s=60)
+            except Exception:
+                self.kill()
+                raise
+
+    def write_config(self, config: dict[str, dict[str, Any]]) -> None:
+        lines = []
+        for name, values in config.items():
+            lines.append(f"[{name}]")
+            lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, timeout_s: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
+    def wait(self, timeout_s: float = 30) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def speechlike(seconds: float, rate_hz: int = 16000, seed: int = 0, channels: int = 1) -> np.ndarray:
+    """int16 [frames, channels]: noise plus a gliding tone, different per seed."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    tone = 0.3 * np.sin(2 * np.pi * (200 + 100 * seed + 150 * np.sin(2 * np.pi * 0.7 * t)) * t)
+    mono = np.clip((tone + 0.05 * rng.standard_normal(len(t))) * 32767, -32768, 32767)
+    return np.repeat(mono[:, None], channels, axis=1).astype(np.int16)
+
+
+def collect(
+    subscriber: Subscriber, done: Callable[[list[OutputMessage]], bool], timeout_s: float = 30
+) -> list[OutputMessage]:
+    """Messages until `done(messages)` is true; fails the test after `timeout_s`."""
+    messages: list[OutputMessage] = []
+    deadline_s = time.monotonic() + timeout_s
+    while not done(messages):
+        remaining_ms = int((deadline_s - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            raise AssertionError(f"timed out after {timeout_s} s with {len(messages)} messages")
+        message = subscriber.recv(timeout_ms=min(remaining_ms, 500))
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+def stitch(messages: list[OutputMessage], stream_id: str) -> np.ndarray:
+    """A stream's pred payloads in step order, checked to be contiguous from step 0."""
+    preds = sorted(
+        (m for m in messages if m.kind == "pred" and m.stream_id == stream_id), key=lambda m: m.header["seq"]
+    )
+    step = 0
+    for message in preds:
+        assert message.header["step0"] == step, (stream_id, message.header)
+        step += message.header["steps"]
+    return np.concatenate([m.scores for m in preds if m.scores is not None])
