@@ -55,7 +55,7 @@ def bench_frontend(
         return
     print(
         f"log-mel 40 × 25/10 ms, {r.streams} streams × {r.chunk_ms:g} ms at {r.rate_hz} Hz "
-        f"({r.frames_per_push} frames per push), FFT {r.fft_backend}, {r.machine}; CPU µs per frame, medians:"
+        f"({r.frames_per_push:,.0f} frames per push), FFT {r.fft_backend}, {r.machine}; CPU µs per frame, medians:"
     )
     print(f"  batched (one push)     {r.batched_us_per_frame:8.2f}")
     print(f"  per-stream pushes      {r.per_stream_us_per_frame:8.2f}   ({r.speedup_vs_per_stream:.1f}× batched)")

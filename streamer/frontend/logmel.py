@@ -24,27 +24,34 @@ INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: the int16 → float32
 def to_mono_float32(samples: np.ndarray, channel: int | None) -> np.ndarray:
     """Samples [frames] or [frames, channels], int16 or float → float32 [frames]; ValueError says what is wrong."""
     samples = np.asarray(samples)
+    if samples.ndim == 2 and samples.shape[1] == 1 and channel in (None, 0):
+        samples = samples[:, 0]  # mono: convert the one column without a copy first
     if samples.ndim == 1:
-        samples = samples[:, None]
+        if channel not in (None, 0):
+            raise ValueError(f"the model reads channel {channel} but the chunk has 1 channel(s)")
+        return _to_float32(samples)
     if samples.ndim != 2:
         raise ValueError(f"samples have shape {samples.shape}, expected [frames, channels] or [frames]")
     if samples.shape[1] == 0:
         raise ValueError("samples have 0 channels")
-    if samples.dtype == np.int16:
-        scaled = np.multiply(samples, INT16_SCALE, dtype=np.float32)
-    elif samples.dtype in (np.float32, np.float64):
-        scaled = samples.astype(np.float32, copy=False)
-        if not np.isfinite(scaled).all():
-            raise ValueError("samples contain NaN or infinity")
-    else:
-        raise ValueError(f"samples have dtype {samples.dtype}, expected int16 or float32")
+    scaled = _to_float32(samples)
     if channel is not None:
         if channel >= scaled.shape[1]:
             raise ValueError(f"the model reads channel {channel} but the chunk has {scaled.shape[1]} channel(s)")
         return np.ascontiguousarray(scaled[:, channel])
-    if scaled.shape[1] == 1:
-        return np.ascontiguousarray(scaled[:, 0])
     return np.ascontiguousarray(scaled.mean(axis=1, dtype=np.float32))
+
+
+def _to_float32(samples: np.ndarray) -> np.ndarray:
+    """int16 → float32 in [-1, 1) (exact), float → float32; refuses other dtypes and non-finite values."""
+    if samples.dtype == np.int16:
+        return np.multiply(samples, INT16_SCALE, dtype=np.float32)
+    if samples.dtype in (np.float32, np.float64):
+        scaled = np.ascontiguousarray(samples, dtype=np.float32)
+        if not np.isfinite(scaled).all():
+            raise ValueError("samples contain NaN or infinity")
+        return scaled
+    raise ValueError(f"samples have dtype {samples.dtype}, expected int16 or float32")
 
 
 def check_rate(rate_hz: Any) -> int:
@@ -55,7 +62,7 @@ def check_rate(rate_hz: Any) -> int:
 
 
 def frame_view(signal: np.ndarray, win: int, hop: int, count: int) -> np.ndarray:
-    """Read-only view [count, win] of a contiguous float32 signal: row k is signal[k·hop : k·hop + win]."""
+    """A view [count, win] (no copy) of a contiguous float32 signal: row k is signal[k·hop : k·hop + win]."""
     itemsize = signal.itemsize
     return np.ndarray((count, win), signal.dtype, buffer=signal, strides=(hop * itemsize, itemsize))
 

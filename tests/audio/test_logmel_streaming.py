@@ -147,10 +147,14 @@ def test_bad_chunk_is_refused_for_its_stream_only():
     assert len(frontend.push({"a": (good, 16000)})["a"]) == 8  # after reset, another rate is fine
 
 
-def test_channel_index_beyond_the_chunk_is_refused():
+@pytest.mark.parametrize("shape", [(100,), (100, 1), (100, 2)])
+def test_channel_index_beyond_the_chunk_is_refused(shape):
     frontend = LogMelFrontend({**PARAMS, "channel": 2}, 40)
-    with pytest.raises(ChunkError, match="reads channel 2 but the chunk has 1"):
-        frontend.push({"a": (np.zeros((100, 1), np.float32), 16000)})
+    with pytest.raises(ChunkError, match=f"reads channel 2 but the chunk has {([*shape, 1])[1]} channel"):
+        frontend.push({"a": (np.zeros(shape, np.float32), 16000)})
+    x = signal(9, 1000, 1, "int16")
+    selected = LogMelFrontend({**PARAMS, "channel": 0}, 40)
+    np.testing.assert_array_equal(selected.push({"a": (x[:, 0], 16000)})["a"], logmel_offline(x, PARAMS))
 
 
 @pytest.mark.parametrize(
