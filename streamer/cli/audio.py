@@ -59,6 +59,6 @@ def bench_frontend(
     )
     print(f"  batched (one push)     {r.batched_us_per_frame:8.2f}")
     print(f"  per-stream pushes      {r.per_stream_us_per_frame:8.2f}   ({r.speedup_vs_per_stream:.1f}× batched)")
-    if r.naive_us_per_frame == r.naive_us_per_frame:  # not NaN
+    if r.naive_us_per_frame is not None:
         print(f"  naive numpy per stream {r.naive_us_per_frame:8.2f}")
     print(f"  → one core featurises {r.realtime_streams_per_core:,.0f} real-time streams")
