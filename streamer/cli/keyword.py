@@ -1,0 +1,114 @@
+"""`streamer train-keyword` and `streamer eval-keyword`: a keyword model from text, and its honest DET curve."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streamer.errors import ConfigError
+
+
+def train_keyword(
+    phrases: Annotated[list[str], typer.Argument(help="keyword phrases, one class each, e.g. 'hey streamer'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx, README.md, det.png, ...")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="cache of renderings and the eval set [default: data/keyword/<labels>]")
+    ] = None,
+    voices: Annotated[str, typer.Option(help="'full' (scripts/install-tts.sh) or 'ci' (espeak-ng + flite)")] = "full",
+    steps: Annotated[int, typer.Option(help="optimiser steps (128 lanes × 200 steps each)")] = 1500,
+    train_hours: Annotated[float, typer.Option(help="hours of assembled training audio")] = 10.0,
+    eval_hours: Annotated[float, typer.Option(help="hours of held-out negatives to evaluate on (0: skip)")] = 2.0,
+    workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Build a keyword model from text alone: TTS voices, augmentation, stateful training, export, evaluation."""
+    from streamer.train.keyword.fit import FitConfig
+    from streamer.train.keyword.recipe import KeywordRecipe, label_of, train_keyword
+
+    if not phrases:
+        raise ConfigError("give at least one keyword phrase")
+    if steps < 1 or train_hours <= 0 or eval_hours < 0:
+        raise ConfigError(
+            f"steps={steps}, train_hours={train_hours}, eval_hours={eval_hours}: expected "
+            "steps ≥ 1, train_hours > 0, eval_hours ≥ 0"
+        )
+    recipe = KeywordRecipe(
+        phrases=tuple(phrases),
+        voices=voices,
+        train_hours=train_hours,
+        fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed),
+        evaluate=eval_hours > 0,
+        eval_negative_hours=eval_hours or 2.0,
+        workers=workers,
+        seed=seed,
+    )
+    folder = data_dir or Path("data/keyword") / "-".join(label_of(p) for p in phrases)
+    run = train_keyword(recipe, out, folder)
+    typer.echo(f"wrote {out / 'model.onnx'} ({run['timings_s']['total_s']:.0f} s); model card {out / 'README.md'}")
+
+
+def eval_keyword(
+    model: Annotated[Path, typer.Argument(help="keyword model (ONNX, logmel frontend)")],
+    positives: Annotated[Path, typer.Option(help="folder: one sub-folder of clips per keyword label")],
+    negatives: Annotated[Path, typer.Option(help="folder of audio without the keywords (any length)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write the DET curve to this PNG")] = None,
+    noise: Annotated[Path | None, typer.Option(help="folder of noise/music mixed over the whole stream")] = None,
+    snr_db: Annotated[float | None, typer.Option(help="noise level: positive speech RMS over noise RMS")] = None,
+    negative_hours: Annotated[float | None, typer.Option(help="loop the negatives up to this many hours")] = None,
+    min_gap_s: Annotated[float, typer.Option(help="least negative audio between two positives")] = 4.0,
+    tolerance_s: Annotated[float, typer.Option(help="a hit may come this late after the keyword's end")] = 1.0,
+    seed: Annotated[int, typer.Option(help="splice positions and noise excerpts")] = 0,
+) -> None:
+    """Stream positives spliced into negatives through the Pipeline (state never reset): FRR vs FA/h (DET)."""
+    from streamer.evaluate.run import EvalOptions, evaluate
+
+    if (noise is None) != (snr_db is None):
+        raise ConfigError("--noise and --snr-db go together: give both or neither")
+    options = EvalOptions(
+        noise_dir=noise,
+        snr_db=snr_db,
+        negative_hours=negative_hours,
+        min_gap_s=min_gap_s,
+        tolerance_after_s=tolerance_s,
+        seed=seed,
+        progress=not as_json,
+    )
+    report = evaluate(model, positives, negatives, options)
+    if plot is not None:
+        from streamer.evaluate.plot import plot_det
+
+        plot_det(report, plot)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"{report['positives']} positives, {report['negative_hours']:.2f} h of negatives "
+        f"({report['negative_files']} files), noise {report['snr_db']} dB SNR"
+    )
+    for key in ("0_5", "1"):
+        point = report["operating_points"][f"{key}_fa_per_hour"]
+        name = key.replace("_", ".")
+        if point is None:
+            typer.echo(f"  ≤ {name} FA/h: not reachable (every swept threshold gives more false accepts)")
+        else:
+            typer.echo(
+                f"  ≤ {name} FA/h: FRR {100 * point['frr']:.1f} % at threshold {point['threshold']:.6g} "
+                f"({point['false_accepts']} false accepts), median latency {point['median_latency_ms']} ms"
+            )
+    d = report["default"]
+    typer.echo(
+        f"  model defaults {d['thresholds']}: FRR {100 * d['frr']:.1f} %, {d['fa_per_hour']} FA/h, "
+        f"median latency {d['median_latency_ms']} ms"
+    )
+    if plot is not None:
+        typer.echo(f"  DET curve: {plot}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-keyword")(train_keyword)
+    app.command("eval-keyword")(eval_keyword)

@@ -1,0 +1,1 @@
+"""Keyword-spotting evaluation: events from score streams, DET curves, operating points (numpy only, no torch)."""

@@ -1,0 +1,142 @@
+"""The model card (README.md next to model.onnx): what it hears, what it was trained on, how well it does."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from streamer.train.keyword import sources
+from streamer.train.keyword.voices import Voice
+
+
+def _pct(value: float | None) -> str:
+    return "not reached" if value is None else f"{100 * value:.1f} %"
+
+
+def _results(evaluation: Mapping[str, Any]) -> list[str]:
+    points = evaluation["operating_points"]
+    default = evaluation["default"]
+    lines = [
+        f"Held-out voices, held-out noise and music at {evaluation['snr_db']} dB SNR, "
+        f"{evaluation['negative_hours']:.2f} h of negatives ({evaluation['negative_files']} files), "
+        f"{evaluation['positives']} positives spliced in at random gaps, one stream, state never reset "
+        f"(streamed through `streamer.pipeline.Pipeline` at {evaluation['realtime_factor']}× real time).",
+        "",
+        "| operating point | threshold | FRR | false accepts | FA/h | median latency |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, point in (("≤ 0.5 FA/h", points["0_5_fa_per_hour"]), ("≤ 1 FA/h", points["1_fa_per_hour"])):
+        if point is None:
+            lines.append(f"| {name} | – | not reachable on the swept grid | | | |")
+        else:
+            lines.append(
+                f"| {name} | {point['threshold']:.6g} | {_pct(point['frr'])} | {point['false_accepts']} | "
+                f"{point['fa_per_hour']:.2f} | {point['median_latency_ms']} ms |"
+            )
+    lines.append(
+        f"| shipped defaults (metadata) | {', '.join(f'{v:.6g}' for v in default['thresholds'].values())} "
+        f"| {_pct(default.get('frr'))} | {default.get('false_accepts')} | {default.get('fa_per_hour')} | "
+        f"{default.get('median_latency_ms')} ms |"
+    )
+    lines += [
+        "",
+        "Per keyword (each keyword's own false accepts over the same negatives):",
+        "",
+        "| keyword | positives | FRR at ≤ 0.5 FA/h | FRR at ≤ 1 FA/h | FRR / FA/h at the defaults |",
+        "|---|---|---|---|---|",
+    ]
+    for label, entry in evaluation["per_keyword"].items():
+        d = entry["default"] or {}
+        lines.append(
+            f"| {label} | {entry['positives']} | {_pct(entry['frr_at_0_5_fa_per_hour'])} | "
+            f"{_pct(entry['frr_at_1_fa_per_hour'])} | {_pct(d.get('frr'))} / {d.get('fa_per_hour')} |"
+        )
+    lines += [
+        "",
+        "![DET curve](det.png)",
+        "",
+        "Latency is stream time from the keyword's last loud sample to the event (±10 ms, one step); the "
+        "daemon adds its processing and transport time on top.",
+    ]
+    return lines
+
+
+def write_card(
+    out_dir: Path, run: Mapping[str, Any], evaluation: Mapping[str, Any] | None, voices: Sequence[Voice]
+) -> None:
+    recipe = run["recipe"]
+    phrases = recipe["phrases"]
+    used = {v.key: v for v in voices}
+    mbrola = any(k.startswith("mbrola:") for k in run["train_voices"])
+    quoted = " ".join(f'"{p}"' for p in phrases)
+    lines = [
+        f"# Keyword model: {', '.join(phrases)}",
+        "",
+        f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per 10 ms step). "
+        f"GRU {recipe['layers']}×{recipe['hidden']} over 40 log-mel bands (16 kHz, 25 ms window, 10 ms hop), "
+        f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
+        f"`streamer train-keyword {quoted} --out {out_dir}`.",
+        "",
+        f"Detection defaults (metadata `streamer.detection`): `{run['detection']}`, chosen on validation streams "
+        f"(held-back renderings of the training voices, {run['validation']['negative_hours']} h): there "
+        f"FRR {_pct(run['validation']['frr'])} at {run['validation']['fa_per_hour']} FA/h.",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    lines += _results(evaluation) if evaluation else ["Not evaluated in this run (`evaluate` was off)."]
+    lines += [
+        "",
+        "## Data",
+        "",
+        f"Training voices ({len(run['train_voices'])}): " + ", ".join(f"`{k}`" for k in run["train_voices"]) + ".",
+        "",
+        f"Held-out voices, never trained on, no shared human donor ({len(run['heldout_voices'])}): "
+        + ", ".join(f"`{k}`" for k in run["heldout_voices"])
+        + ".",
+        "",
+        f"Clips rendered: {run['clips']['train']} training, {run['clips']['validation']} validation, "
+        f"{run['clips']['heldout']} held-out (positives per keyword for training: {run['clips']['train_positives']}); "
+        "rate and pitch varied per rendering. Negatives: near-miss phrases that share words or syllables with each "
+        "keyword, ordinary sentences, the transcripts of the asterisk prompts, all rendered by the same voices; "
+        f"real recorded speech ({run['real_speech_files_train']} asterisk prompts for training, the other half of "
+        "the files held out for evaluation); noise "
+        f"({run['noise_files_train']} files) and music ({run['music_files_train']} files) with whole files held out.",
+        "",
+        f"Training: {recipe['train_hours']} h of continuous streams ({recipe['stream_s']:.0f} s each, keywords "
+        "spliced at random into speech, pauses, noise and music at 0–20 dB SNR; per utterance speed ±15 %, synthetic "
+        "room reverberation, band-limiting; random level and a noise floor), played as "
+        f"{recipe['fit']['lanes']} endless lanes with the GRU state carried across segments of "
+        f"{recipe['fit']['segment_steps']} steps and across streams (truncated BPTT, never reset), "
+        f"{recipe['fit']['steps']} Adam steps. Targets: the keyword class for 3 steps before to 20 steps after each "
+        "keyword's end, ignored over the second half of the keyword, background elsewhere. "
+        f"Wall time on the 2-core build machine: {run['timings_s']}.",
+        "",
+        "Licences of the inputs:",
+        "",
+    ]
+    for voice in sorted({v.licence for k, v in used.items()}):
+        engines = sorted({v.engine for v in used.values() if v.licence == voice})
+        lines.append(f"- {', '.join(engines)}: {voice}")
+    for package, licence in sources.LICENCES.items():
+        lines.append(f"- {package}: {licence}")
+    if mbrola:
+        lines += [
+            "",
+            "**The mbrola voices are licensed for non-commercial use only; this model was trained on "
+            "their output, so use it for non-commercial purposes only, or retrain without them.**",
+        ]
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        "- Every positive is synthetic speech; the only real speech is one female speaker (8 kHz prompts), used as "
+        "negatives. Accuracy on real people's voices is not measured here and will be lower.",
+        "- The held-out evaluation uses the same recipe family (engines, augmentation) as training.",
+        "- False accepts are measured on a few hours; rates under ~1/h are resolved only roughly.",
+        "",
+        "Reproduce: `make train-keyword` (see docs/keywords.md); the run's settings are in `train_config.json`, "
+        "the full evaluation report in `eval.json`.",
+    ]
+    (out_dir / "README.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,99 @@
+"""Truncated-BPTT training on long streams with state carried across segments and streams (never reset)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from streamer.train.keyword.assemble import IGNORE
+from streamer.train.keyword.dataset import FeatureStream
+from streamer.train.keyword.model import KeywordNet
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings; `lanes` streams run side by side, each cut into `segment_steps` for BPTT."""
+
+    steps: int = 1500
+    lanes: int = 128
+    segment_steps: int = 200
+    learning_rate: float = 3e-3
+    keyword_weight: float = 2.0
+    seed: int = 0
+
+
+def _lanes(streams: Sequence[FeatureStream], lanes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Streams shuffled and concatenated into `lanes` equally long rows: [lanes, T, F] and [lanes, T]."""
+    order = rng.permutation(len(streams))
+    groups = [g for g in np.array_split(order, min(lanes, len(streams))) if len(g)]
+    features = [np.concatenate([streams[i].features for i in g]) for g in groups]
+    targets = [np.concatenate([streams[i].targets for i in g]) for g in groups]
+    length = min(len(f) for f in features)
+    return (np.stack([f[:length] for f in features]), np.stack([t[:length] for t in targets]))
+
+
+def normalisation(streams: Sequence[FeatureStream]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean and standard deviation of the training features."""
+    stacked = np.concatenate([s.features[::4] for s in streams]).astype(np.float64)
+    return stacked.mean(axis=0), stacked.std(axis=0)
+
+
+def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) -> list[float]:
+    """Train in place; returns the loss per step. Each lane is an endless stream: the state is carried from
+    segment to segment and across stream boundaries (detached, so gradients stop at segment edges)."""
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    features, targets = _lanes(streams, config.lanes, rng)
+    lanes, length, _ = features.shape
+    classes = net.head.out_features
+    weights = torch.full((classes,), config.keyword_weight)
+    weights[0] = 1.0
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
+    )
+    state = net.zero_state(lanes)
+    position = 0
+    losses = []
+    net.train()
+    with tqdm(range(config.steps), desc="train", unit="step") as bar:
+        for step in bar:
+            if position + config.segment_steps > length:
+                position = 0  # wrap: the lane jumps to its own start, like one more stream boundary
+            x = torch.from_numpy(features[:, position : position + config.segment_steps].astype(np.float32))
+            y = torch.from_numpy(targets[:, position : position + config.segment_steps].astype(np.int64))
+            position += config.segment_steps
+            logits, state = net(x, state.detach())
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, classes), y.reshape(-1), weight=weights, ignore_index=IGNORE
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    net.eval()
+    return losses
+
+
+@torch.no_grad()
+def probabilities(net: KeywordNet, streams: Sequence[FeatureStream]) -> np.ndarray:
+    """Per-step class probabilities of the streams played back to back as ONE stream (state carried)."""
+    state = net.zero_state(1)
+    out = []
+    for stream in streams:
+        logits, state = net(torch.from_numpy(stream.features.astype(np.float32))[None], state)
+        out.append(torch.softmax(logits[0], dim=-1).numpy())
+    return np.concatenate(out)
+
+
+def targets_ignored_fraction(streams: Sequence[FeatureStream]) -> float:
+    total = sum(len(s.targets) for s in streams)
+    return sum(int((s.targets == IGNORE).sum()) for s in streams) / max(total, 1)

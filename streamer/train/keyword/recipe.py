@@ -1,0 +1,317 @@
+"""train-keyword end to end: render → assemble → features → train → tune → export → evaluate → model card."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from streamer.errors import ConfigError
+from streamer.frontend.melspec import LogMelParams
+from streamer.model.export import export_module
+from streamer.train.keyword import corpus, sources
+from streamer.train.keyword.assemble import Pools, StreamRecipe, assemble
+from streamer.train.keyword.dataset import build_streams
+from streamer.train.keyword.fit import FitConfig, fit, normalisation, probabilities
+from streamer.train.keyword.model import KeywordNet, ProbabilityOutput
+from streamer.train.keyword.synthesize import BACKGROUND, ClipSet, RenderPlan, synthesize
+from streamer.train.keyword.tune import tune
+from streamer.train.keyword.voices import (
+    CI_HELDOUT_VOICES,
+    CI_VOICES,
+    HELDOUT_VOICES,
+    TRAIN_VOICES,
+    Voice,
+    available,
+)
+
+BACKGROUND_LABEL = "_background"
+SAMPLE_RATE_HZ = 16000
+
+
+@dataclass(frozen=True)
+class KeywordRecipe:
+    """Everything that defines a training run; saved next to the model as train_config.json."""
+
+    phrases: tuple[str, ...]
+    voices: str = "full"  # "full": every installed engine (scripts/install-tts.sh); "ci": espeak-ng + flite
+    plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=24, near_misses=12, sentences=20))
+    espeak_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=4, near_misses=3, sentences=4))
+    eval_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=12, near_misses=8, sentences=40))
+    validation_fraction: float = 0.1
+    train_hours: float = 10.0
+    validation_hours: float = 1.0
+    stream_s: float = 60.0
+    stream: StreamRecipe = field(default_factory=StreamRecipe)
+    fit: FitConfig = field(default_factory=FitConfig)
+    hidden: int = 64
+    layers: int = 2
+    target_fa_per_hour: float = 0.5
+    evaluate: bool = True
+    eval_negative_hours: float = 2.0
+    eval_snr_db: float = 10.0
+    workers: int = 2
+    seed: int = 0
+    frontend: dict[str, Any] = field(default_factory=lambda: LogMelParams().to_dict())
+
+    def labels(self) -> list[str]:
+        return [BACKGROUND_LABEL, *(label_of(p) for p in self.phrases)]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def label_of(phrase: str) -> str:
+    """The class label of a phrase: lower-case words joined by '_' ("Hey Streamer" → "hey_streamer")."""
+    words = corpus.words_of(phrase)
+    if not words:
+        raise ConfigError(f"keyword phrase {phrase!r} has no words (letters a-z and apostrophes)")
+    return "_".join(words)
+
+
+def _voices(recipe: KeywordRecipe) -> tuple[list[Voice], list[Voice]]:
+    if recipe.voices not in ("full", "ci"):
+        raise ConfigError(f"voices={recipe.voices!r}, expected 'full' or 'ci'")
+    train, held = (TRAIN_VOICES, HELDOUT_VOICES) if recipe.voices == "full" else (CI_VOICES, CI_HELDOUT_VOICES)
+    train_found, held_found = available(train), available(held)
+    if not train_found or not held_found:
+        raise ConfigError(
+            "no TTS voices installed for training and for held-out evaluation: run "
+            "scripts/install-tts.sh (full) or scripts/install-system.sh (espeak-ng, flite)"
+        )
+    return train_found, held_found
+
+
+def _render(
+    recipe: KeywordRecipe, voices: Sequence[Voice], plan: RenderPlan, espeak_plan: RenderPlan, cache: Path, name: str
+) -> ClipSet:
+    key = json.dumps(
+        [
+            recipe.phrases,
+            [v.key for v in voices],
+            dataclasses.asdict(plan),
+            dataclasses.asdict(espeak_plan),
+            recipe.seed,
+        ],
+        sort_keys=True,
+    )
+    path = cache / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        return ClipSet.load(path)
+    merged = ClipSet([], [], [], [])
+    for group_plan, group in (
+        (espeak_plan, [v for v in voices if v.engine == "espeak"]),
+        (plan, [v for v in voices if v.engine != "espeak"]),
+    ):
+        if group:
+            part = synthesize(
+                recipe.phrases, group, group_plan, seed=recipe.seed, workers=recipe.workers, desc=f"render {name}"
+            )
+            for attr in ("clips", "labels", "texts", "voices"):
+                getattr(merged, attr).extend(getattr(part, attr))
+    cache.mkdir(parents=True, exist_ok=True)
+    merged.save(path)
+    return merged
+
+
+def _split(clips: ClipSet, fraction: float, seed: int) -> tuple[ClipSet, ClipSet]:
+    """Renderings (not voices) split into training and validation; voices are held out for evaluation."""
+    rng = random.Random(seed)
+    train, valid = ClipSet([], [], [], []), ClipSet([], [], [], [])
+    for i in range(len(clips.clips)):
+        target = valid if rng.random() < fraction else train
+        target.clips.append(clips.clips[i])
+        target.labels.append(clips.labels[i])
+        target.texts.append(clips.texts[i])
+        target.voices.append(clips.voices[i])
+    return train, valid
+
+
+def _pools(
+    clips: ClipSet,
+    count: int,
+    speech: list[sources.Recording],
+    noise: list[sources.Recording],
+    music: list[sources.Recording],
+) -> Pools:
+    positives = [clips.of_label(k) for k in range(count)]
+    missing = [k for k, p in enumerate(positives) if not p]
+    if missing:
+        raise ConfigError(f"no renderings for keyword(s) {missing}: the TTS engines produced no audio")
+    return Pools(positives, clips.of_label(BACKGROUND), speech, noise, music)
+
+
+def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[str, Any]:
+    """Held-out voices' keywords, ≥ eval_negative_hours of held-out negatives, held-out noise: as wav files."""
+    rng = np.random.default_rng(recipe.seed + 7)
+    labels = recipe.labels()[1:]
+    if folder.exists():
+        shutil.rmtree(folder)  # ours alone (data_dir/eval): stale clips of another run must not count
+    for k, label in enumerate(labels):
+        target = folder / "positives" / label
+        target.mkdir(parents=True, exist_ok=True)
+        for i, clip in enumerate(held.of_label(k)):
+            sf.write(target / f"{i:04d}.wav", clip, SAMPLE_RATE_HZ, subtype="PCM_16")
+    speech = sources.speech("eval", recipe.phrases)
+    pools = Pools([[np.zeros(1, np.float32)]], held.of_label(BACKGROUND), speech, [], [])
+    # Negative files: held-out TTS negatives and held-out real speech with pauses, no noise bed (the noise is
+    # mixed in at eval time at a fixed SNR). Levels around -26 dBFS, like the spliced positives.
+    negative_recipe = dataclasses.replace(
+        recipe.stream,
+        positives_per_min=0.0,
+        tts_negatives_per_min=6.0,
+        speech_per_min=6.0 if speech else 0.0,
+        noise_probability=0.0,
+        music_probability=0.0,
+        level_dbfs=(-30.0, -22.0),
+    )
+    files = max(1, round(recipe.eval_negative_hours * 6))
+    (folder / "negatives").mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        samples, _ = assemble(recipe.eval_negative_hours * 3600 / files, pools, rng, negative_recipe)
+        sf.write(folder / "negatives" / f"{i:03d}.wav", samples, SAMPLE_RATE_HZ, subtype="PCM_16")
+    (folder / "noise").mkdir(parents=True, exist_ok=True)
+    noise_files = [*sources.noise("eval"), *sources.music("eval")]
+    for recording in noise_files:
+        sf.write(folder / "noise" / f"{recording.path.stem}.wav", recording.samples, SAMPLE_RATE_HZ)
+    return {
+        "positives": sum(len(held.of_label(k)) for k in range(len(labels))),
+        "negative_files": files,
+        "negative_hours": recipe.eval_negative_hours,
+        "real_speech_files": len(speech),
+        "noise_files": [str(r.path) for r in noise_files],
+    }
+
+
+def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[str, Any]:
+    """Run the recipe; writes model.onnx, train_config.json, eval.json, det.png and README.md to `out_dir`."""
+    from streamer.train.keyword.card import write_card
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    torch.set_num_threads(1)  # one thread: faster than two here when the machine is shared (measured)
+    torch.set_flush_denormal(True)
+    params = LogMelParams.from_dict(recipe.frontend)
+    labels = recipe.labels()
+    train_voices, held_voices = _voices(recipe)
+    cache = data_dir / "renders"
+
+    mark = time.perf_counter()
+    rendered = _render(recipe, train_voices, recipe.plan, recipe.espeak_plan, cache, "train")
+    held = _render(recipe, held_voices, recipe.eval_plan, recipe.eval_plan, cache, "heldout")
+    timings["render_s"] = time.perf_counter() - mark
+    train_clips, valid_clips = _split(rendered, recipe.validation_fraction, recipe.seed)
+
+    mark = time.perf_counter()
+    speech = sources.speech("train", recipe.phrases)
+    noise, music = sources.noise("train"), sources.music("train")
+    count = len(recipe.phrases)
+    train_streams = build_streams(
+        _pools(train_clips, count, speech, noise, music),
+        params=params,
+        count=max(1, round(recipe.train_hours * 3600 / recipe.stream_s)),
+        duration_s=recipe.stream_s,
+        seed=recipe.seed,
+        recipe=recipe.stream,
+        workers=recipe.workers,
+        desc="train streams",
+    )
+    valid_streams = build_streams(
+        _pools(valid_clips, count, speech, noise, music),
+        params=params,
+        count=max(1, round(recipe.validation_hours * 3600 / recipe.stream_s)),
+        duration_s=recipe.stream_s,
+        seed=recipe.seed + 1,
+        recipe=recipe.stream,
+        workers=recipe.workers,
+        desc="validation streams",
+    )
+    timings["features_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    net = KeywordNet(params.n_mels, len(labels), recipe.hidden, recipe.layers)
+    net.set_normalisation(*normalisation(train_streams))
+    losses = fit(net, train_streams, recipe.fit)
+    timings["train_s"] = time.perf_counter() - mark
+
+    tuning = tune(probabilities(net, valid_streams), labels, valid_streams, params, recipe.target_fa_per_hour)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / "model.onnx"
+    summary = {
+        "phrases": list(recipe.phrases),
+        "train_voices": [v.key for v in train_voices],
+        "heldout_voices": [v.key for v in held_voices],
+        "validation": tuning.validation,
+    }
+    report = export_module(
+        ProbabilityOutput(net),
+        model_path,
+        features=params.n_mels,
+        labels=labels,
+        scores="probabilities",
+        frontend=params.to_dict(),
+        extra_metadata={"streamer.detection": tuning.detection, "streamer.keyword.training": summary},
+    )
+
+    evaluation = eval_set = None
+    if recipe.evaluate:
+        from streamer.evaluate.plot import plot_det
+        from streamer.evaluate.run import EvalOptions, evaluate, write_json
+
+        mark = time.perf_counter()
+        eval_dir = data_dir / "eval"
+        eval_set = write_eval_set(recipe, held, eval_dir)
+        has_noise = bool(eval_set["noise_files"])  # none where the noise packages are not installed (CI)
+        evaluation = evaluate(
+            model_path,
+            eval_dir / "positives",
+            eval_dir / "negatives",
+            EvalOptions(
+                noise_dir=eval_dir / "noise" if has_noise else None,
+                snr_db=recipe.eval_snr_db if has_noise else None,
+                seed=recipe.seed,
+                progress=False,
+            ),
+        )
+        write_json(evaluation, out_dir / "eval.json")
+        plot_det(evaluation, out_dir / "det.png")
+        timings["evaluate_s"] = time.perf_counter() - mark
+
+    timings["total_s"] = time.perf_counter() - started
+    run = {
+        "recipe": recipe.to_json(),
+        "labels": labels,
+        "clips": {
+            "train": len(train_clips.clips),
+            "validation": len(valid_clips.clips),
+            "heldout": len(held.clips),
+            "train_positives": [len(train_clips.of_label(k)) for k in range(count)],
+        },
+        "real_speech_files_train": len(speech),
+        "noise_files_train": len(noise),
+        "music_files_train": len(music),
+        "train_voices": [v.key for v in train_voices],
+        "heldout_voices": [v.key for v in held_voices],
+        "loss_first_last": [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))],
+        "validation": tuning.validation,
+        "detection": tuning.detection,
+        "export_max_abs_error": report.max_abs_error,
+        "eval_set": eval_set,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+    (out_dir / "train_config.json").write_text(json.dumps(run, indent=2) + "\n")
+    write_card(out_dir, run, evaluation, [*train_voices, *held_voices])
+    return run
