@@ -43,10 +43,11 @@ class Pipeline:
         return self.frontend.sample_rate_hz
 
     def push(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec = None) -> dict[str, np.ndarray]:
-        """Scores float32 [T, classes] per stream (T may be 0). Raises the first stream's error, if any; streams
-        whose chunk was good are still stepped (use `push_report` to see every error)."""
-        report = self.push_report(chunks, rate_hz)
-        if report.errors:
+        """Scores float32 [T, classes] per stream (T may be 0). A bad chunk raises its ChunkError before any stream
+        is touched, as `Engine.step` does; use `push_report` to step the good chunks and collect every error."""
+        features = self.frontend.push(self._tagged(chunks, rate_hz))  # consumes nothing if it raises
+        report = self._step(chunks, features)
+        if report.errors:  # only refusals by the engine (no free state slot) remain
             raise next(iter(report.errors.values()))
         return report.scores
 
@@ -54,15 +55,21 @@ class Pipeline:
         """Step every good chunk; report bad ones in `errors` ({id: StreamError}); `step0` as Engine.step_report.
 
         `rate_hz` is one rate for all streams, or a mapping stream id → rate (missing ids: the model's rate)."""
-        tagged = {stream_id: (samples, self._rate_for(stream_id, rate_hz)) for stream_id, samples in chunks.items()}
-        features, frontend_errors = push_each(self.frontend, tagged)
-        report = self.engine.step_report(features)
+        features, frontend_errors = push_each(self.frontend, self._tagged(chunks, rate_hz))
+        report = self._step(chunks, features)
         report.errors.update(frontend_errors)
+        return report
+
+    def _tagged(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec) -> dict[str, tuple[np.ndarray, int]]:
+        return {stream_id: (samples, self._rate_for(stream_id, rate_hz)) for stream_id, samples in chunks.items()}
+
+    def _step(self, chunks: Mapping[str, np.ndarray], features: dict[str, np.ndarray]) -> StepReport:
+        report = self.engine.step_report(features)
         now_s = time.monotonic()
         for stream_id in chunks:
             self._last_push_s[stream_id] = now_s
         for stream_id in report.errors:
-            if stream_id in features and stream_id not in self.engine:
+            if stream_id not in self.engine:
                 # The engine refused a stream it never held (no free slot): drop its frontend state too.
                 self.frontend.end(stream_id)
                 self._last_push_s.pop(stream_id, None)

@@ -62,8 +62,11 @@ def test_one_bad_stream_never_disturbs_the_others(logmel_model):
     np.testing.assert_array_equal(alone.push({"g": x})["g"][23:], report.scores["good"])
     report = pipe.push_report({"bad": x[4000:]}, rate_hz=8000)
     assert "rate changed from 16000 Hz to 8000 Hz" in str(report.errors["bad"])
+    steps_before = pipe.engine.steps_done("good")
     with pytest.raises(ChunkError, match="'bad'"):
-        pipe.push({"good": x[:160], "bad": x[:10]}, rate_hz={"bad": 44100})
+        pipe.push({"good": x[:1600], "bad": x[:10]}, rate_hz={"bad": 44100})
+    assert pipe.engine.steps_done("good") == steps_before  # push is all-or-nothing, like Engine.step
+    np.testing.assert_array_equal(pipe.push({"good": x[:1600]})["good"], alone.push({"g": x[:1600]})["g"])
 
 
 def test_reset_and_end_start_the_stream_over(logmel_model):
@@ -98,3 +101,14 @@ def test_frontend_metadata_that_cannot_feed_the_model_is_refused(export_model):
     path = export_model(features=8, classes=3, frontend={"kind": "logmel", "n_mels": 40})
     with pytest.raises(ModelError, match=r"model .*\.onnx: logmel frontend: n_mels=40 but the model takes 8"):
         Pipeline(path)
+
+
+def test_a_stream_refused_for_capacity_leaves_no_frontend_state(logmel_model):
+    pipe = Pipeline(logmel_model, initial_slots=1, max_streams=1)
+    x = sweep_signal(0.2)
+    report = pipe.push_report({"first": x})
+    report = pipe.push_report({"first": x, "second": x})
+    assert set(report.errors) == {"second"} and type(report.errors["second"]).__name__ == "CapacityError"
+    assert pipe.frontend.streams == ["first"] and "second" not in pipe.streams  # type: ignore[attr-defined]
+    assert pipe.end("first")
+    np.testing.assert_array_equal(pipe.push({"second": x})["second"], Pipeline(logmel_model).push({"s": x})["s"])
