@@ -117,3 +117,24 @@ def test_stall_is_reported_and_the_device_reopened(virtual_mic):
     assert mic.stats.stalls >= 1 and mic.stats.reconnects >= 1
     assert start <= len(TRAILER) and second[0] != 0
     np.testing.assert_array_equal(again[start : start + len(second)], second)  # exact again after the reopen
+
+
+def test_two_microphones_are_two_streams(virtual_mic, logmel_model):
+    x = sweep_signal(0.5, seed=8)
+    pipe = Pipeline(logmel_model)
+    config = MicrophoneConfig(device="pulse", stall_ms=5000)
+    with (
+        MicrophoneSource(config, preferred_rate_hz=16000) as left,
+        MicrophoneSource(config, preferred_rate_hz=16000) as right,
+    ):
+        writer(virtual_mic, x)  # the sound server hands the same source to both captures
+        captured = {"left": capture(left, len(x)), "right": capture(right, len(x))}
+    scores: dict[str, list[np.ndarray]] = {"left": [], "right": []}
+    for i in range(max(len(blocks) for blocks in captured.values())):
+        out = pipe.push({name: blocks[i] for name, blocks in captured.items() if i < len(blocks)})
+        for name, value in out.items():
+            scores[name].append(value)
+    expected = Pipeline(logmel_model).push({"file": x})["file"]
+    for name in ("left", "right"):
+        np.testing.assert_array_equal(np.concatenate(captured[name])[: len(x), 0], x)
+        np.testing.assert_array_equal(np.concatenate(scores[name])[: len(expected)], expected)
