@@ -213,9 +213,11 @@ class Daemon:
             for sock in ready:
                 self._read(sock)
             now_s = time.monotonic()
-            while self._batch_due(now_s):  # a backlog takes several batches (one chunk per stream each)
+            # A backlog takes several batches (one chunk per stream each); a stop request ends it at once.
+            while not self._stop_requests and self._batch_due(now_s):
                 self._step(self.batcher.take(self.config.batch.max_batch))
                 now_s = time.monotonic()
+                self.notifier.watchdog(now_s)
             if now_s >= next_housekeeping_s:
                 self._housekeeping(now_s)
                 next_housekeeping_s = now_s + HOUSEKEEPING_S

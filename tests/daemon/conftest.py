@@ -14,7 +14,7 @@ from daemon_helpers import DETECTION, LABELS, LOGMEL, DaemonProcess
 def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
-    def start(model: Path, sections: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> DaemonProcess:
+    def start(model: Path, sections: dict[str, Any] | None = None, **kwargs: Any) -> DaemonProcess:
         daemon = DaemonProcess(tmp_path, model, sections, **kwargs)
         started.append(daemon)
         return daemon

@@ -56,21 +56,24 @@ class DaemonProcess:
         self,
         tmp_path: Path,
         model: Path,
-        sections: dict[str, dict[str, Any]] | None = None,
+        sections: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> None:
         self.ingest = f"tcp://127.0.0.1:{free_port()}"
         self.publish = f"tcp://127.0.0.1:{free_port()}"
         self.metrics_port = free_port()
-        config: dict[str, dict[str, Any]] = {
+        config: dict[str, Any] = {
             "model": {"path": str(model)},
             "ingest": {"endpoint": self.ingest},
             "publish": {"endpoint": self.publish},
             "metrics": {"port": self.metrics_port},
         }
         for name, values in (sections or {}).items():
-            config.setdefault(name, {}).update(values)
+            if isinstance(values, dict):
+                config.setdefault(name, {}).update(values)
+            else:
+                config[name] = values
         self.config_path = tmp_path / f"daemon-{self.metrics_port}.toml"
         self.write_config(config)
         self.log_path = tmp_path / f"daemon-{self.metrics_port}.log"
@@ -88,11 +91,13 @@ class DaemonProcess:
                 self.kill()
                 raise
 
-    def write_config(self, config: dict[str, dict[str, Any]]) -> None:
-        lines = []
+    def write_config(self, config: dict[str, Any]) -> None:
+        """TOML from {section: {key: value}}; non-dict values are top-level keys (e.g. drain_timeout_s)."""
+        lines = [f"{key} = {toml_value(value)}" for key, value in config.items() if not isinstance(value, dict)]
         for name, values in config.items():
-            lines.append(f"[{name}]")
-            lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+            if isinstance(values, dict):
+                lines.append(f"[{name}]")
+                lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     @property
