@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.errors import ChunkError, ModelError
-from streamer.frontend import build_frontend
+from streamer.frontend import build_frontend, push_each
 from streamer.frontend.logmel import LogMelFrontend, logmel_offline
 from streamer.frontend.melspec import LogMelParams
 
@@ -182,3 +182,40 @@ def test_registry():
     np.testing.assert_array_equal(identity.push({"a": (x, 100)})["a"], x)
     with pytest.raises(ChunkError, match=r"expected \[frames, 3\] features"):
         identity.push({"a": (np.zeros((2, 4), np.float32), 100)})
+
+
+class PushOnly:
+    """A frontend offering only the protocol's `push` (third-party frontends may lack `push_report`)."""
+
+    def __init__(self) -> None:
+        self.inner = LogMelFrontend(PARAMS, 40)
+        self.sample_rate_hz, self.channels, self.step_period_s = 16000, None, 0.01
+
+    def push(self, chunks):
+        return self.inner.push(chunks)
+
+    def reset(self, stream_id):
+        return self.inner.reset(stream_id)
+
+    def end(self, stream_id):
+        return self.inner.end(stream_id)
+
+
+def test_push_each_isolates_bad_streams_with_push_only_frontends():
+    frontend = PushOnly()
+    good = signal(10, 3000, 1, "int16")
+    chunks = {"a": (good, 16000), "bad1": (good.astype(np.int32), 16000), "b": (good, 16000), "bad2": (good, -1)}
+    features, errors = push_each(frontend, chunks)
+    assert sorted(errors) == ["bad1", "bad2"] and sorted(features) == ["a", "b"]
+    np.testing.assert_array_equal(features["a"], logmel_offline(good, PARAMS))  # consumed exactly once
+    np.testing.assert_array_equal(features["b"], features["a"])
+
+
+def test_reset_touches_one_stream_only():
+    frontend = LogMelFrontend(PARAMS, 40)
+    x, y = signal(11, 5000, 1, "int16"), signal(12, 5000, 1, "int16")
+    first = frontend.push({"x": (x[:2345], 16000), "y": (y[:2345], 16000)})
+    assert frontend.reset("x")
+    second = frontend.push({"x": (x, 16000), "y": (y[2345:], 16000)})
+    np.testing.assert_array_equal(np.concatenate([first["y"], second["y"]]), logmel_offline(y, PARAMS))
+    np.testing.assert_array_equal(second["x"], logmel_offline(x, PARAMS))
