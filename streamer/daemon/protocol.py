@@ -116,7 +116,7 @@ def decode_ingest(frames: list[bytes], limits: IngestLimits) -> IngestMessage:
     if len(frames) != 3:
         raise ProtocolError("bad_frames", "a 'data' message has 2 frames: expected 3 (id, header, payload)")
     dtype_name = header.get("dtype")
-    if dtype_name not in DTYPES:
+    if not isinstance(dtype_name, str) or dtype_name not in DTYPES:  # a JSON list/object is unhashable
         raise ProtocolError("bad_header", f"header field 'dtype' is {dtype_name!r}: expected one of {list(DTYPES)}")
     rate_hz = _int_field(header, "rate_hz", 1, MAX_RATE_HZ)
     channels = _int_field(header, "channels", 1, MAX_CHANNELS)
