@@ -32,9 +32,17 @@ def synthetic_split() -> Split:
     return Split(dataset, dataset, "toy")
 
 
-def test_few_step_training_learns_exports_and_serves_like_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("smoothing_steps", [0, 4])
+def test_few_step_training_learns_exports_and_serves_like_torch(tmp_path: Path, smoothing_steps: int) -> None:
     config = recipe(
-        "basicmotions", iterations=40, hidden=8, batch=8, chain_steps=60, crop_min_steps=20, learning_rate=2e-2
+        "basicmotions",
+        iterations=40,
+        hidden=8,
+        batch=8,
+        chain_steps=60,
+        crop_min_steps=20,
+        learning_rate=2e-2,
+        smoothing_steps=smoothing_steps,
     )
     split = synthetic_split()
     result = train(config, split=split, log=lambda line: None)
@@ -50,7 +58,14 @@ def test_few_step_training_learns_exports_and_serves_like_torch(tmp_path: Path) 
     recording = split.test.recordings[3].samples
     normalised = ((recording - result.mean) / result.std).astype(np.float32)
     with torch.no_grad():
-        expected, _ = result.module(torch.from_numpy(normalised)[None], torch.zeros(1, 1, 8))
+        logits, _ = result.module(torch.from_numpy(normalised)[None], torch.zeros(1, 1, 8))
+    expected = logits[0].numpy()
+    if smoothing_steps:  # served: the mean class probability over the last `smoothing_steps` steps seen
+        probabilities = torch.softmax(logits[0], dim=-1).numpy()
+        expected = np.stack(
+            [probabilities[max(0, t - smoothing_steps + 1) : t + 1].mean(0) for t in range(len(probabilities))]
+        )
+    assert spec.scores == ("probabilities" if smoothing_steps else "logits")
     pipeline = Pipeline(path)
     chunks = [pipeline.push({"toy": recording[a : a + 7]})["toy"] for a in range(0, len(recording), 7)]
-    np.testing.assert_allclose(np.concatenate(chunks), expected[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.concatenate(chunks), expected, atol=1e-5)
