@@ -126,15 +126,20 @@ def _render(
 
 
 def _split(clips: ClipSet, fraction: float, seed: int) -> tuple[ClipSet, ClipSet]:
-    """Renderings (not voices) split into training and validation; voices are held out for evaluation."""
+    """Renderings (not voices) split per label into training and validation, at least one of each label on
+    each side when it has two; whole voices are held out separately, for evaluation."""
     rng = random.Random(seed)
     train, valid = ClipSet([], [], [], []), ClipSet([], [], [], [])
-    for i in range(len(clips.clips)):
-        target = valid if rng.random() < fraction else train
-        target.clips.append(clips.clips[i])
-        target.labels.append(clips.labels[i])
-        target.texts.append(clips.texts[i])
-        target.voices.append(clips.voices[i])
+    for label in sorted(set(clips.labels)):
+        indices = [i for i, lab in enumerate(clips.labels) if lab == label]
+        rng.shuffle(indices)
+        count = min(len(indices) - 1, max(1, round(fraction * len(indices)))) if len(indices) > 1 else 0
+        for position, i in enumerate(indices):
+            target = valid if position < count else train
+            target.clips.append(clips.clips[i])
+            target.labels.append(clips.labels[i])
+            target.texts.append(clips.texts[i])
+            target.voices.append(clips.voices[i])
     return train, valid
 
 
@@ -297,6 +302,7 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
             "train": len(train_clips.clips),
             "validation": len(valid_clips.clips),
             "heldout": len(held.clips),
+            "heldout_positives": sum(len(held.of_label(k)) for k in range(count)),
             "train_positives": [len(train_clips.of_label(k)) for k in range(count)],
         },
         "real_speech_files_train": len(speech),
