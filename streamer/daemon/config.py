@@ -130,7 +130,9 @@ class DaemonConfig(BaseSettings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     mic: MicConfig = Field(default_factory=MicConfig)
     drain_timeout_s: float = Field(default=10.0, gt=0, description="SIGTERM: longest the daemon drains before exiting")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
 
 
 RELOADABLE = ("batch", "streams", "overload", "detection", "log_level", "drain_timeout_s")
