@@ -23,6 +23,8 @@ test: setup
 
 bench: setup
 	$(BIN)/streamer bench engine
+	$(BIN)/streamer bench frontend
+	$(BIN)/streamer bench fuzz --messages 100000
 
 lint: setup
 	$(BIN)/ruff check streamer tests

@@ -27,6 +27,7 @@ from torch import nn
 
 from streamer.errors import ExportError, ModelError
 from streamer.model.contract import ModelSpec, open_session
+from streamer.model.selftest import check_frontend
 
 CONTRACT_VERSION = "1"
 VERIFY_BATCHES = (1, 7)
@@ -96,6 +97,7 @@ def export_module(
         _write_metadata(draft, names, labels, scores, frontend, extra_metadata)
         try:
             spec = ModelSpec.load(draft)
+            check_frontend(spec)
         except ModelError as exc:
             raise ExportError(f"the exported file breaks the model contract: {exc}") from exc
         error = verify_against_torch(module, draft, spec, tolerance)

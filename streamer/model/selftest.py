@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from streamer.engine import Engine
+from streamer.errors import ModelError
+from streamer.frontend import build_frontend
 from streamer.model.contract import ModelSpec, open_session
 
 TOLERANCE = 1e-5
@@ -55,9 +57,18 @@ class SelfTest:
         }
 
 
+def check_frontend(spec: ModelSpec) -> None:
+    """Build the frontend the metadata asks for, so bad frontend metadata is refused now, not at serve time."""
+    try:
+        build_frontend(spec.frontend, spec.feature_dim)
+    except ModelError as exc:
+        raise ModelError(f"model {spec.path}: {exc}") from exc
+
+
 def run_selftest(path: str | Path, seed: int = 0) -> SelfTest:
     """Contract checks (ModelError if broken), then the streaming checks, each recorded with its worst error."""
     spec = ModelSpec.load(path)
+    check_frontend(spec)
     result = SelfTest(spec)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((3, STEPS, spec.feature_dim)).astype(np.float32)

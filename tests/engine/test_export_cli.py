@@ -115,3 +115,14 @@ def test_bidirectional_is_refused_with_a_reason(tmp_path: Path) -> None:
 
     with pytest.raises(ExportError, match="bidirectional"):
         export_module(Bi(), tmp_path / "bi.onnx", features=4)
+
+
+def test_frontend_metadata_the_daemon_cannot_build_is_refused(tmp_path: Path) -> None:
+    from streamer.model.reference import RecurrentClassifier
+
+    module = RecurrentClassifier("gru", 8, 8, 1, 2)
+    with pytest.raises(ExportError, match="unknown kind 'wavelet'"):
+        export_module(module, tmp_path / "m.onnx", features=8, frontend={"kind": "wavelet"})
+    with pytest.raises(ExportError, match=r"unknown parameter\(s\) \['nonsense'\]"):
+        export_module(module, tmp_path / "m.onnx", features=8, frontend={"kind": "logmel", "n_mels": 8, "nonsense": 1})
+    assert not (tmp_path / "m.onnx").exists()
