@@ -49,11 +49,11 @@ class SensorTrainConfig:
 RECIPES: dict[str, dict[str, Any]] = {
     "watch": {"test_subjects": (8, 9, 10), "chain_steps": 500, "crop_min_steps": 150, "ramp_steps": 100},
     "basicmotions": {
-        # Whole recordings back to back: chosen by 4-fold cross-validation on the 40 training cases (lowest mean
-        # log-loss over the second half of each case) against crops of ≥ 30 and ≥ 60 steps; see the model card.
+        # Whole recordings back to back, slow loss ramp: chosen by 4-fold cross-validation on the 40 training
+        # cases (see SELECTION_NOTES), never on the test split.
         "chain_steps": 200,
         "crop_min_steps": 100,
-        "ramp_steps": 10,
+        "ramp_steps": 30,
         "iterations": 400,
         "hold_steps": 10,
         "hidden": 32,
@@ -425,6 +425,24 @@ DATA_NOTES = {
 }
 
 
+SELECTION_NOTES = {
+    "watch": "The recipe was fixed before any evaluation; the shipped model is the first one trained with it.",
+    "basicmotions": (
+        "How the recipe was chosen, in order. (1) A first model (crops of ≥ 30 steps in 150-step chains, raw "
+        "logits) scored 87.5 % at the last step of the test split, though 95–100 % between 20 % and 60 % of each "
+        "case. (2) That result started a search, decided by 4-fold cross-validation on the 40 training cases only "
+        "(stratified, seed 0; criterion the mean log-loss over the second half of each case): crops ≥ 30 (0.085), "
+        "crops ≥ 60 (0.086), whole recordings back to back (0.045), the same with 64 units (0.069), whole "
+        "recordings with the loss ramp over 30 steps instead of 10 (**0.039**, chosen); every candidate "
+        "classified 100 % of the held-out folds at the last step, so cross-validation cannot see the problem. "
+        "(3) A model of the third candidate also scored 87.5 % at the last test step with raw logits, its errors "
+        "in the last few steps of the cases (the recordings end as the wearer stops); the served output was then "
+        "made the mean probability of the last second (10 steps). Steps (1) and (3) were made knowing test "
+        "results; both figures of the shipped network (with and without the averaging) are given below."
+    ),
+}
+
+
 def train_and_export(config: SensorTrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, export `model.onnx`, evaluate it as served, write `metrics.json`, the PNG and `README.md`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -498,7 +516,10 @@ def model_card(metrics: dict[str, Any]) -> str:
         for i, counts in enumerate(test["confusion_last_step"])
     )
     last_step = f"**{100 * test['accuracy_last_step']:.1f} %** ({test['recordings']} recordings)"
-    smoothed_1s = f"{100 * test['accuracy_last_step_smoothed_1s']:.1f} %"
+    smoothed_row = ""
+    if config["smoothing_steps"] <= 1:
+        smoothed_1s = f"{100 * test['accuracy_last_step_smoothed_1s']:.1f} %"
+        smoothed_row = f"| … deciding on the mean probability of the last second instead (causal) | {smoothed_1s} |\n"
     follow = f"{concat['median_steps']} / {concat['p90_steps']} steps ({concat['median_s']} / {concat['p90_s']} s)"
     steps = config["smoothing_steps"]
     output = "class logits"
@@ -527,16 +548,15 @@ training statistics; a producer at another rate is resampled to the model's.
 
 {DATA_NOTES[metrics["dataset"]]}
 
-**Split**: {metrics["split"]}. Nothing of the test part is used for training or for choosing the recipe's
-length (fixed iteration count, no early stopping).
+**Split**: {metrics["split"]}. Nothing of the test part is used for training; the iteration count is fixed
+(no early stopping). {SELECTION_NOTES[metrics["dataset"]]}
 
 ## Held-out results (the exported ONNX, run through the sensor frontend and the Engine)
 
 | figure | value |
 |---|---|
 | accuracy at the last step (one decision per recording, state carried from its start) | {last_step} |
-| … deciding on the mean probability of the last second instead (causal) | {smoothed_1s} |
-| majority vote of the per-step predictions per recording | {100 * test["accuracy_majority_vote"]:.1f} % |
+{smoothed_row}| majority vote of the per-step predictions per recording | {100 * test["accuracy_majority_vote"]:.1f} % |
 | accuracy over every step of every recording (cold start included) | {100 * test["accuracy_per_step"]:.1f} % |
 | recordings of different classes back to back, no reset: changes of activity | {concat["changes"]} |
 | … steps until the prediction follows (right for {concat["hold_steps"]} steps in a row): median / p90 | {follow} |
