@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from streamer.engine import Engine, StepReport
-from streamer.errors import ModelError
+from streamer.engine.state import Attachment
+from streamer.errors import ModelError, SnapshotError
 from streamer.frontend import Frontend, build_frontend, push_each
 
 RateSpec = int | Mapping[str, int] | None  # one rate for all streams, a rate per stream, or the model's rate
@@ -104,3 +105,35 @@ class Pipeline:
     @property
     def streams(self) -> list[str]:
         return list(self._last_push_s)
+
+    # -- snapshots -------------------------------------------------------------------------------------------
+
+    def snapshot(self, path: str | os.PathLike[str], annotations: dict[str, Any] | None = None) -> None:
+        """Write the engine's state and the frontend's carried samples to one file, atomically. `annotations`
+        (JSON-able) ride along and come back from `restore`; the daemon keeps each stream's last seq there."""
+        save = getattr(self.frontend, "save_state", None)
+        header, arrays = save() if save is not None else (None, {})
+        attachment = Attachment({"frontend": header, "annotations": annotations or {}}, arrays)
+        self.engine.store.snapshot(path, self.engine.spec.fingerprint, attachment)
+
+    def restore(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Replace every stream's state with the snapshot's; returns its annotations. SnapshotError (nothing
+        changed) for a corrupt file or another model's. A stream continues exactly where it was, provided its
+        producer resends from the first sample not yet answered (and, if resampled, after a few-ms transient)."""
+        spec = self.engine.spec
+        snapshot = self.engine.store.read(path, spec.fingerprint)
+        header = snapshot.attachment.header if snapshot.attachment is not None else {}
+        frontend = build_frontend(spec.frontend, feature_dim=spec.feature_dim)
+        load = getattr(frontend, "load_state", None)
+        if header.get("frontend") is not None and load is not None:
+            assert snapshot.attachment is not None
+            try:
+                load(header["frontend"], snapshot.attachment.arrays)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise SnapshotError(f"snapshot {path}: its frontend state does not fit this model ({exc})") from exc
+        self.engine.store.apply(snapshot)
+        self.frontend = frontend
+        held = [*snapshot.stream_ids, *getattr(frontend, "streams", [])]  # a stream may not have a full frame yet
+        self._last_push_s = dict.fromkeys(held, time.monotonic())
+        annotations = header.get("annotations", {})
+        return annotations if isinstance(annotations, dict) else {}

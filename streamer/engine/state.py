@@ -14,7 +14,9 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from streamer.errors import CapacityError, SnapshotError
 from streamer.model.contract import StatePair
 
 SNAPSHOT_FORMAT = 1
+ATTACHMENT_PREFIX = "attached_"
 
 
 class StateStore:
@@ -130,46 +133,45 @@ class StateStore:
 
     # -- snapshots -------------------------------------------------------------------------------------------
 
-    def snapshot(self, path: str | os.PathLike[str], fingerprint: str) -> None:
-        """Write every stream's state rows and step counts to `path` atomically (temp file, fsync, rename)."""
-        path = Path(path)
+    def snapshot(self, path: str | os.PathLike[str], fingerprint: str, attachment: Attachment | None = None) -> None:
+        """Write every stream's state rows and step counts to `path` atomically (temp file, fsync, rename).
+        `attachment` (a JSON-able header and named arrays) rides along: the pipeline stores frontend state in it."""
         ids = list(self.slot_of)
         slots = np.fromiter((self.slot_of[s] for s in ids), dtype=np.intp, count=len(ids))
         arrays: dict[str, np.ndarray] = {f"state_{i}": rows for i, rows in enumerate(self.gather(slots))}
         arrays["steps"] = self.steps[slots]
-        header = {
+        header: dict[str, object] = {
             "format": SNAPSHOT_FORMAT,
             "fingerprint": fingerprint,
             "states": [[s.input, list(s.shape), s.batch_axis] for s in self.states],
             "streams": ids,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                arrays["header"] = np.array(json.dumps(header))
-                np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its bool options
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        if attachment is not None:
+            header["attachment"] = attachment.header
+            arrays.update({ATTACHMENT_PREFIX + name: value for name, value in attachment.arrays.items()})
+        arrays["header"] = np.array(json.dumps(header))
+        write_atomically(Path(path), arrays)
 
-    def restore(self, path: str | os.PathLike[str], fingerprint: str) -> None:
-        """Replace all state with a snapshot's. Refuses (SnapshotError, nothing changed) a corrupt file or one
-        written for another model."""
+    def restore(self, path: str | os.PathLike[str], fingerprint: str) -> Attachment | None:
+        """Replace all state with a snapshot's; returns its attachment. Refuses (SnapshotError, nothing changed)
+        a corrupt file or one written for another model."""
+        snapshot = self.read(path, fingerprint)
+        self.apply(snapshot)
+        return snapshot.attachment
+
+    def read(self, path: str | os.PathLike[str], fingerprint: str) -> Snapshot:
+        """Read and check a snapshot without applying it."""
         path = Path(path)
         try:
             with path.open("rb") as f, np.load(f, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
                 steps = data["steps"]
                 rows = [data[f"state_{i}"] for i in range(len(self.states))]
+                attached = {k[len(ATTACHMENT_PREFIX) :]: data[k] for k in data.files if k.startswith(ATTACHMENT_PREFIX)}
         except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile, EOFError) as exc:
             raise SnapshotError(f"snapshot {path}: unreadable or corrupt ({exc})") from exc
-        if header.get("format") != SNAPSHOT_FORMAT:
-            raise SnapshotError(f"snapshot {path}: format {header.get('format')!r}, expected {SNAPSHOT_FORMAT}")
+        if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(f"snapshot {path}: not a streamer snapshot of format {SNAPSHOT_FORMAT}")
         if header.get("fingerprint") != fingerprint:
             raise SnapshotError(f"snapshot {path}: written for another model (fingerprint differs); not restored")
         ids = header.get("streams")
@@ -181,12 +183,52 @@ class StateStore:
                     f"snapshot {path}: state {state.input!r} has shape {value.shape}, "
                     f"expected {state.zeros(len(ids)).shape}"
                 )
+        attachment = Attachment(header["attachment"], attached) if isinstance(header.get("attachment"), dict) else None
+        return Snapshot(path, ids, steps, rows, attachment)
+
+    def apply(self, snapshot: Snapshot) -> None:
+        """Make a checked snapshot the whole state: every other stream is ended."""
         for stream_id in list(self.slot_of):
             self.end(stream_id)
-        slots = self.slots_for(ids)
-        self.scatter(slots, rows)
-        self.steps[slots] = steps
+        slots = self.slots_for(snapshot.stream_ids)
+        self.scatter(slots, snapshot.rows)
+        self.steps[slots] = snapshot.steps
         self.last_active_s[slots] = time.monotonic()
+
+
+@dataclass
+class Snapshot:
+    """A snapshot file's contents, checked against this store's model."""
+
+    path: Path
+    stream_ids: list[str]
+    steps: np.ndarray
+    rows: list[np.ndarray]
+    attachment: Attachment | None
+
+
+@dataclass
+class Attachment:
+    """Extra state saved in the same snapshot file as the engine's: a JSON-able header and named arrays."""
+
+    header: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to a temp file beside `path`, fsync, rename over `path`, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its bool options
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

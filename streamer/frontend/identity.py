@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,14 @@ class IdentityFrontend:
 
     def end(self, stream_id: str) -> bool:
         return False
+
+    def save_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Nothing is carried, so a snapshot holds nothing of this frontend's."""
+        return {"kind": self.kind}, {}
+
+    def load_state(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        if header.get("kind") != self.kind:
+            raise ValueError(f"frontend state is a {header.get('kind')!r} frontend's, expected identity")
 
     def push(self, chunks: Mapping[str, tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
         """The chunks as float32 [T, F]; raises ChunkError for the first bad one."""

@@ -192,6 +192,29 @@ class LogMelFrontend:
             state.tail = signal[start + count * hop : start + length].copy()
         return out
 
+    def save_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Every stream's carried samples and input rate, for a snapshot (see `load_state`)."""
+        states = list(self._streams.values())
+        header = {"kind": self.kind, "streams": list(self._streams), "rates_hz": [s.rate_hz for s in states]}
+        tails = [s.tail for s in states]
+        arrays = {
+            "tails": np.concatenate(tails) if tails else np.zeros(0, np.float32),
+            "tail_lengths": np.array([len(t) for t in tails], dtype=np.int64),
+        }
+        return header, arrays
+
+    def load_state(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace all streams' state with a snapshot's. A stream at the model's rate continues exactly; one that
+        is resampled gets a fresh resampler (soxr's internal history cannot be saved), so its next few ms differ."""
+        ids, rates, lengths = header["streams"], header["rates_hz"], arrays["tail_lengths"]
+        if header.get("kind") != self.kind or len(ids) != len(rates) or len(ids) != len(lengths):
+            raise ValueError("frontend state is not a log-mel frontend's, or its lists disagree")
+        ends = np.cumsum(lengths)
+        self._streams = {}
+        for stream_id, rate_hz, end, length in zip(ids, rates, ends.tolist(), lengths.tolist(), strict=True):
+            state = self._open(stream_id, int(rate_hz))
+            state.tail = np.array(arrays["tails"][end - length : end], dtype=np.float32)
+
     def _open(self, stream_id: str, rate_hz: int) -> _StreamState:
         resampler = None
         if rate_hz != self.sample_rate_hz:
