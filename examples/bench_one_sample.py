@@ -180,11 +180,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=4, help="unanswered messages allowed per stream")
     parser.add_argument("--duration-s", type=float, default=6.0)
     parser.add_argument("--paced-devices", type=int, default=0, help="also run this many 50 Hz devices")
+    parser.add_argument("--frames", type=int, nargs="*", default=[1, 10, 50], help="samples per message to saturate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     levels = []
     with DaemonProcess(ours(args.model)) as daemon:
-        for frames in (1, 10, 50):
+        for frames in args.frames:
             levels.append(saturate(daemon, frames, args.streams, args.window, args.duration_s))
             if not args.json:
                 print(_line(levels[-1]), flush=True)
