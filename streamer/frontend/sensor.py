@@ -183,6 +183,8 @@ class _Stream:
 class SensorFrontend:
     """Raw sensor frames in, normalised feature rows at the model's rate out, per stream."""
 
+    kind = "sensor"
+
     def __init__(self, params: Mapping[str, Any], feature_dim: int) -> None:
         self.params = SensorParams.parse(params, feature_dim)
         self.feature_dim = feature_dim
@@ -231,6 +233,50 @@ class SensorFrontend:
     def end(self, stream_id: str) -> bool:
         """The stream is over: drop its state (a resampler's last, not yet complete, outputs are not emitted)."""
         return self._streams.pop(stream_id, None) is not None
+
+    def save_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Every stream's rate, last frame and resampler history, for a snapshot: restored, a stream continues
+        exactly (resampled ones too), see `load_state`."""
+        streams = list(self._streams.values())
+        empty = np.zeros((0, self.feature_dim))
+        histories = [s.resampler.history if s.resampler is not None else empty for s in streams]
+        header = {
+            "kind": self.kind,
+            "streams": list(self._streams),
+            "rates_hz": [s.rate_hz for s in streams],
+            "resampler": [
+                None if s.resampler is None else [s.resampler.first, s.resampler.received, s.resampler.next_output]
+                for s in streams
+            ],
+        }
+        arrays = {
+            "last_frames": np.array(
+                [s.last_frame if s.last_frame is not None else np.full(self.feature_dim, np.nan) for s in streams]
+            ).reshape(len(streams), self.feature_dim),
+            "histories": np.concatenate([empty, *histories]),
+            "history_lengths": np.array([len(h) for h in histories], dtype=np.int64),
+        }
+        return header, arrays
+
+    def load_state(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace every stream's state with a snapshot's (from `save_state`); ValueError if it does not fit."""
+        ids, rates, resamplers = header["streams"], header["rates_hz"], header["resampler"]
+        last_frames, lengths = arrays["last_frames"], arrays["history_lengths"]
+        if header.get("kind") != self.kind or not len(ids) == len(rates) == len(resamplers) == len(lengths):
+            raise ValueError("frontend state is not a sensor frontend's, or its lists disagree")
+        if last_frames.shape != (len(ids), self.feature_dim):
+            raise ValueError(f"last frames have shape {last_frames.shape}, expected ({len(ids)}, {self.feature_dim})")
+        ends = np.cumsum(lengths).tolist()
+        streams: dict[str, _Stream] = {}
+        for index, stream_id in enumerate(ids):
+            frame = last_frames[index]
+            stream = _Stream(rate_hz=int(rates[index]), last_frame=None if np.isnan(frame).all() else frame.copy())
+            if resamplers[index] is not None:
+                first, received, next_output = (int(v) for v in resamplers[index])
+                history = arrays["histories"][ends[index] - lengths[index] : ends[index]].astype(np.float64)
+                stream.resampler = ResamplerState(history, first, received, next_output)
+            streams[stream_id] = stream
+        self._streams = streams
 
     def bridge_gap(self, stream_id: str, missing_s: float) -> np.ndarray | None:
         """Gap policy: a hole of up to `max_fill_s` is filled by holding the last frame, which keeps step indices

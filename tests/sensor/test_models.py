@@ -105,3 +105,21 @@ def test_shipped_model_meets_the_target_and_its_card(name: str) -> None:
     last = np.array([scores[f"r{i}"][-1].argmax() == r.label for i, r in enumerate(recordings)])
     assert last.mean() == pytest.approx(card["test"]["accuracy_last_step"])
     assert last.mean() >= TARGETS[name]
+
+
+def test_snapshot_and_restore_continue_every_stream_exactly_resampled_ones_too(tmp_path: Path) -> None:
+    samples, _ = sample("watch")
+    native, doubled = samples[:500], np.repeat(samples[:250], 2, axis=0)
+    rates = {"native": 50, "doubled": 100}
+    whole = Pipeline(MODELS["watch"] / "model.onnx").push({"native": native, "doubled": doubled}, rate_hz=rates)
+
+    before = Pipeline(MODELS["watch"] / "model.onnx")
+    head = before.push({"native": native[:201], "doubled": doubled[:333]}, rate_hz=rates)
+    before.snapshot(tmp_path / "state.npz")
+    after = Pipeline(MODELS["watch"] / "model.onnx")
+    after.restore(tmp_path / "state.npz")
+    tail = after.push({"native": native[201:], "doubled": doubled[333:]}, rate_hz=rates)
+    for stream_id in rates:
+        np.testing.assert_allclose(
+            np.concatenate([head[stream_id], tail[stream_id]]), whole[stream_id], rtol=0, atol=1e-6
+        )
