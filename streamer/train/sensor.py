@@ -577,6 +577,15 @@ Confusion at the last step (rows: truth, columns: prediction, order {", ".join(l
 |---|{"---|" * len(labels)}
 {confusion}
 
+## Try it
+
+`sample.npy` holds held-out recordings of different classes back to back (`sample.npy.json`: rate, subject, where
+each activity starts):
+
+    streamer serve --config configs/sensor-{metrics["dataset"]}.toml &
+    streamer listen --stream sample &
+    streamer feed models/{metrics["dataset"]}/sample.npy --stream sample
+
 ## Reproduce
 
     bash scripts/install-sensor-data.sh
