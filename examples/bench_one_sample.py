@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from streamer.bench.daemon import DaemonProcess, _cpu_s, ours
+from streamer.bench.daemon import DaemonProcess, ours
 from streamer.daemon.protocol import ANSWER_CODES
 
 WARMUP_S = 1.5
@@ -42,6 +43,12 @@ class Level:
     refused: int
     p50_ms: float | None = None
     p99_ms: float | None = None
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _sockets(daemon: DaemonProcess, prefix: bytes) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
