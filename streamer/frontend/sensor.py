@@ -171,6 +171,16 @@ class PolyphaseResampler:
         return np.add.reduce(weighted, axis=2)  # contiguous last-axis sum: same order for every chunking
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A checked, normalised chunk waiting to be committed: float64 frames (for the resampler) and float32 views."""
+
+    stream_id: str
+    rate_hz: int
+    frames: np.ndarray
+    features: np.ndarray
+
+
 @dataclass
 class _Stream:
     """Per-stream state: the rate fixed by the first chunk, the last normalised frame, the resampler history."""
@@ -209,22 +219,15 @@ class SensorFrontend:
 
     def push(self, chunks: Chunks) -> dict[str, np.ndarray]:
         """Features float32 [steps, features] for each stream; all chunks are validated before any is used."""
-        frames = {
-            stream_id: self._validate(stream_id, samples, rate_hz) for stream_id, (samples, rate_hz) in chunks.items()
-        }
-        return {stream_id: self._process(stream_id, frames[stream_id], chunks[stream_id][1]) for stream_id in frames}
+        prepared, errors = self._prepare(chunks)
+        if errors:
+            raise next(iter(errors.values()))
+        return self._commit(prepared)
 
     def push_report(self, chunks: Chunks) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
         """Features for the good chunks and a ChunkError per bad one; a bad chunk leaves its stream untouched."""
-        frames: dict[str, np.ndarray] = {}
-        errors: dict[str, StreamError] = {}
-        for stream_id, (samples, rate_hz) in chunks.items():
-            try:
-                frames[stream_id] = self._validate(stream_id, samples, rate_hz)
-            except ChunkError as exc:
-                errors[stream_id] = exc
-        features = {stream_id: self._process(stream_id, x, chunks[stream_id][1]) for stream_id, x in frames.items()}
-        return features, errors
+        prepared, errors = self._prepare(chunks)
+        return self._commit(prepared), errors
 
     def reset(self, stream_id: str) -> bool:
         """Forget a stream's history (its rate too); True if it was known."""
@@ -290,20 +293,70 @@ class SensorFrontend:
         if missing_s > self.params.max_fill_s:
             self.reset(stream_id)
             return None
-        frames = round(missing_s * stream.rate_hz)
-        held = np.repeat(stream.last_frame[None, :], frames, axis=0)
-        return self._emit(stream_id, stream, held)
+        held = np.repeat(stream.last_frame[None, :], round(missing_s * stream.rate_hz), axis=0)
+        if stream.rate_hz == self.params.sample_rate_hz:
+            return held.astype(np.float32)
+        return self._resample(stream, held)
 
-    def _validate(self, stream_id: str, samples: np.ndarray, rate_hz: int) -> np.ndarray:
-        """The chunk as float64 [frames, features], normalised; ChunkError saying what is wrong and what is valid."""
+    def _prepare(self, chunks: Chunks) -> tuple[list[_Prepared], dict[str, StreamError]]:
+        """Check every chunk, then normalise all good ones as one block (one numpy pass, not one per stream)."""
+        checked: list[tuple[str, np.ndarray, int]] = []
+        errors: dict[str, StreamError] = {}
+        for stream_id, (samples, rate_hz) in chunks.items():
+            try:
+                checked.append((stream_id, self._check(stream_id, samples, rate_hz), int(rate_hz)))
+            except ChunkError as exc:
+                errors[stream_id] = exc
+        block = np.concatenate([values for _, values, _ in checked]) if checked else np.zeros((0, self.channels))
+        if not np.isfinite(block).all():  # rare: name the culprits, normalise the rest
+            for stream_id, values, _ in checked:
+                bad = np.argwhere(~np.isfinite(values))
+                if len(bad):
+                    frame, channel = bad[0]
+                    message = f"non-finite value {values[frame, channel]} at frame {frame}, channel {channel}"
+                    errors[stream_id] = ChunkError(stream_id, message)
+            checked = [item for item in checked if item[0] not in errors]
+            block = np.concatenate([values for _, values, _ in checked]) if checked else block[:0]
+        normalised = (block.astype(np.float64)[:, self.params.columns] - self.params.mean) / self.params.std
+        as_float32 = normalised.astype(np.float32)
+        prepared, start = [], 0
+        for stream_id, values, rate_hz in checked:
+            end = start + len(values)
+            prepared.append(_Prepared(stream_id, rate_hz, normalised[start:end], as_float32[start:end]))
+            start = end
+        return prepared, errors
+
+    def _check(self, stream_id: str, samples: np.ndarray, rate_hz: int) -> np.ndarray:
+        """The chunk as [frames, channels] float32/float64 (int16 scaled); ChunkError says what is wrong and what
+        is valid. Finiteness is checked on the whole block by `_prepare`."""
+        known = self._streams.get(stream_id)
+        if known is None or known.rate_hz != rate_hz:
+            self._check_rate(stream_id, rate_hz, known)
+        samples = np.asarray(samples)
+        if samples.ndim == 1 and self.params.channels == 1:
+            samples = samples[:, None]
+        if samples.ndim != 2 or samples.shape[1] != self.params.channels:
+            raise ChunkError(
+                stream_id, f"samples have shape {samples.shape}, expected [frames, {self.params.channels}] channels"
+            )
+        if samples.dtype == np.float32 or samples.dtype == np.float64:
+            return samples
+        if samples.dtype != np.int16:
+            raise ChunkError(stream_id, f"samples of dtype {samples.dtype}, expected float32 or int16")
+        if self.params.int16_scale is None:
+            raise ChunkError(
+                stream_id, "int16 samples, but this model has no int16_scale in its metadata: send float32"
+            )
+        return samples.astype(np.float64) * self.params.int16_scale
+
+    def _check_rate(self, stream_id: str, rate_hz: Any, known: _Stream | None) -> None:
         if (
-            not isinstance(rate_hz, int | np.integer)
-            or isinstance(rate_hz, bool)
+            isinstance(rate_hz, bool)
+            or not isinstance(rate_hz, int | np.integer)
             or not 0 < rate_hz <= MAX_INPUT_RATE_HZ
         ):
             raise ChunkError(stream_id, f"rate_hz is {rate_hz!r}, expected an integer in 1..{MAX_INPUT_RATE_HZ}")
-        known = self._streams.get(stream_id)
-        if known is not None and known.rate_hz != rate_hz:
+        if known is not None:
             raise ChunkError(
                 stream_id,
                 f"rate {rate_hz} Hz differs from this stream's first chunk ({known.rate_hz} Hz); "
@@ -314,42 +367,22 @@ class SensorFrontend:
                 self._resampler(int(rate_hz))
             except ValueError as exc:
                 raise ChunkError(stream_id, str(exc)) from exc
-        samples = np.asarray(samples)
-        if samples.ndim == 1 and self.params.channels == 1:
-            samples = samples[:, None]
-        if samples.ndim != 2 or samples.shape[1] != self.params.channels:
-            raise ChunkError(
-                stream_id, f"samples have shape {samples.shape}, expected [frames, {self.params.channels}] channels"
-            )
-        if samples.dtype == np.int16:
-            if self.params.int16_scale is None:
-                raise ChunkError(
-                    stream_id, "int16 samples, but this model has no int16_scale in its metadata: send float32"
-                )
-            values = samples.astype(np.float64) * self.params.int16_scale
-        elif samples.dtype in (np.float32, np.float64):
-            values = samples.astype(np.float64)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                frame, channel = np.argwhere(bad)[0]
-                raise ChunkError(
-                    stream_id, f"non-finite value {values[frame, channel]} at frame {frame}, channel {channel}"
-                )
-        else:
-            raise ChunkError(stream_id, f"samples of dtype {samples.dtype}, expected float32 or int16")
-        return (values[:, self.params.columns] - self.params.mean) / self.params.std
 
-    def _process(self, stream_id: str, frames: np.ndarray, rate_hz: int) -> np.ndarray:
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            stream = self._streams[stream_id] = _Stream(rate_hz=int(rate_hz))
-        return self._emit(stream_id, stream, frames)
+    def _commit(self, prepared: list[_Prepared]) -> dict[str, np.ndarray]:
+        features = {}
+        for item in prepared:
+            stream = self._streams.get(item.stream_id)
+            if stream is None:
+                stream = self._streams[item.stream_id] = _Stream(rate_hz=item.rate_hz)
+            if len(item.frames):
+                stream.last_frame = item.frames[-1]
+            if stream.rate_hz == self.params.sample_rate_hz:
+                features[item.stream_id] = item.features
+            else:
+                features[item.stream_id] = self._resample(stream, item.frames)
+        return features
 
-    def _emit(self, stream_id: str, stream: _Stream, frames: np.ndarray) -> np.ndarray:
-        if len(frames):
-            stream.last_frame = frames[-1].copy()
-        if stream.rate_hz == self.params.sample_rate_hz:
-            return frames.astype(np.float32)
+    def _resample(self, stream: _Stream, frames: np.ndarray) -> np.ndarray:
         resampler = self._resampler(stream.rate_hz)
         if stream.resampler is None:
             if not len(frames):
