@@ -70,6 +70,8 @@ def test_train_keyword_miniature(tmp_path: Path) -> None:
     assert report["positives"] == run["clips"]["heldout_positives"] > 0
     assert report["negative_hours"] >= 0.02 * 0.99
     assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
+    stress = json.loads((out / "eval_near_misses.json").read_text())
+    assert stress["negative_files"] == run["eval_set"]["near_miss_clips"] > 0
     card = (out / "README.md").read_text()
-    assert "Held-out voices" in card and "hey streamer" in card
+    assert "Held-out voices" in card and "hey streamer" in card and "Near-miss stress test" in card
     assert json.loads((out / "train_config.json").read_text())["recipe"]["phrases"] == ["hey streamer", "lights on"]

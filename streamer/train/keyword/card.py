@@ -19,7 +19,9 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
     default = evaluation["default"]
     lines = [
         f"Held-out voices, held-out noise and music at {evaluation['snr_db']} dB SNR, "
-        f"{evaluation['negative_hours']:.2f} h of negatives ({evaluation['negative_files']} files), "
+        f"{evaluation['negative_hours']:.2f} h of negatives ({evaluation['negative_files']} files: ordinary sentences "
+        "by the held-out voices and the held-out half of the real recorded prompts, with pauses; looped material "
+        "is re-augmented each time), "
         f"{evaluation['positives']} positives spliced in at random gaps, one stream, state never reset "
         f"(streamed through `streamer.pipeline.Pipeline` at {evaluation['realtime_factor']}× real time).",
         "",
@@ -52,6 +54,16 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
             f"| {label} | {entry['positives']} | {_pct(entry['frr_at_0_5_fa_per_hour'])} | "
             f"{_pct(entry['frr_at_1_fa_per_hour'])} | {_pct(d.get('frr'))} / {d.get('fa_per_hour')} |"
         )
+    stress = evaluation.get("near_misses")
+    if stress:
+        lines += [
+            "",
+            f"Near-miss stress test (`eval_near_misses.json`): {stress['clips']} held-out renderings of phrases that "
+            "share words or syllables with the keywords (each keyword's words alone, prefixes and suffixes, one word "
+            'swapped for a sound-alike: "nights on", "play muse", "streamer"), 1 s apart, same noise: '
+            f"{stress['false_accepts_at_defaults']} false accepts at the shipped defaults "
+            f"({stress['false_accepts_per_100_clips_at_defaults']} per 100 near misses).",
+        ]
     lines += [
         "",
         "![DET curve](det.png)",

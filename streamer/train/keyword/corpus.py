@@ -197,29 +197,46 @@ def contains_keyword(text: str, keywords: Sequence[str]) -> bool:
 
 
 def near_misses(keyword: str, keywords: Sequence[str], rng: random.Random, count: int) -> list[str]:
-    """Phrases that share words or syllables with `keyword` but are none of `keywords`."""
+    """Phrases that share words or syllables with `keyword` but are none of `keywords`: first the parts of the
+    phrase (each word alone, every prefix and suffix), then random one-word swaps and sound-alikes."""
     words = words_of(keyword)
-    candidates: set[str] = set()
-    # Each word alone, and every proper prefix/suffix of the phrase.
-    candidates.update(words)
+    parts: set[str] = set(words)
     for cut in range(1, len(words)):
-        candidates.add(" ".join(words[:cut]))
-        candidates.add(" ".join(words[cut:]))
-    # One word swapped for a confuser; the phrase with a word doubled or reordered.
+        parts.add(" ".join(words[:cut]))
+        parts.add(" ".join(words[cut:]))
+    swaps: set[str] = set()
+    # One word swapped for a confuser; the phrase with its words reversed.
     for index in range(len(words)):
         for confuser in _CONFUSERS:
-            candidates.add(" ".join([*words[:index], confuser, *words[index + 1 :]]))
+            swaps.add(" ".join([*words[:index], confuser, *words[index + 1 :]]))
     if len(words) > 1:
-        candidates.add(" ".join(reversed(words)))
+        swaps.add(" ".join(reversed(words)))
     # Confusers that share a 3-letter start or end with a keyword word, alone or in a short carrier phrase.
     for word in words:
         for confuser in _CONFUSERS:
             if confuser != word and (confuser[:3] == word[:3] or confuser[-3:] == word[-3:]):
-                candidates.add(confuser)
-                candidates.add(f"the {confuser} is here")
-    allowed = sorted(c for c in candidates if c and not contains_keyword(c, keywords))
-    rng.shuffle(allowed)
-    return allowed[:count]
+                swaps.add(confuser)
+                swaps.add(f"the {confuser} is here")
+    allowed_parts = sorted(c for c in parts if c and not contains_keyword(c, keywords))
+    allowed_swaps = sorted(c for c in swaps - parts if c and not contains_keyword(c, keywords))
+    rng.shuffle(allowed_parts)
+    rng.shuffle(allowed_swaps)
+    return [*allowed_parts, *allowed_swaps][:count]
+
+
+def is_sentence(text: str) -> bool:
+    """Whether a negative text is ordinary speech (not a near miss built from a keyword)."""
+    return text in _sentence_pool()
+
+
+def _sentence_pool() -> frozenset[str]:
+    global _SENTENCES
+    if _SENTENCES is None:
+        _SENTENCES = frozenset((*GENERAL_SENTENCES, *asterisk_sentences()))
+    return _SENTENCES
+
+
+_SENTENCES: frozenset[str] | None = None
 
 
 def general_sentences(keywords: Sequence[str], rng: random.Random, count: int) -> list[str]:

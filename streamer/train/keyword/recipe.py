@@ -37,6 +37,7 @@ from streamer.train.keyword.voices import (
 )
 
 BACKGROUND_LABEL = "_background"
+RENDER_VERSION = 2  # part of the render cache key: bump when what is rendered changes
 SAMPLE_RATE_HZ = 16000
 
 
@@ -46,12 +47,12 @@ class KeywordRecipe:
 
     phrases: tuple[str, ...]
     voices: str = "full"  # "full": every installed engine (scripts/install-tts.sh); "ci": espeak-ng + flite
-    plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=24, near_misses=12, sentences=20))
-    espeak_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=4, near_misses=3, sentences=4))
+    plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=40, near_misses=12, sentences=20))
+    espeak_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=6, near_misses=3, sentences=4))
     eval_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=12, near_misses=8, sentences=40))
     validation_fraction: float = 0.1
     train_hours: float = 10.0
-    validation_hours: float = 1.0
+    validation_hours: float = 2.0
     stream_s: float = 60.0
     stream: StreamRecipe = field(default_factory=StreamRecipe)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -98,6 +99,7 @@ def _render(
 ) -> ClipSet:
     key = json.dumps(
         [
+            RENDER_VERSION,
             recipe.phrases,
             [v.key for v in voices],
             dataclasses.asdict(plan),
@@ -145,6 +147,7 @@ def _split(clips: ClipSet, fraction: float, seed: int) -> tuple[ClipSet, ClipSet
 
 def _pools(
     clips: ClipSet,
+    near_misses: bool,
     count: int,
     speech: list[sources.Recording],
     noise: list[sources.Recording],
@@ -154,7 +157,8 @@ def _pools(
     missing = [k for k, p in enumerate(positives) if not p]
     if missing:
         raise ConfigError(f"no renderings for keyword(s) {missing}: the TTS engines produced no audio")
-    return Pools(positives, clips.of_label(BACKGROUND), speech, noise, music)
+    negatives = clips.of_label(BACKGROUND) if near_misses else clips.negatives(sentences=True)
+    return Pools(positives, negatives, speech, noise, music)
 
 
 def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[str, Any]:
@@ -169,9 +173,10 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
         for i, clip in enumerate(held.of_label(k)):
             sf.write(target / f"{i:04d}.wav", clip, SAMPLE_RATE_HZ, subtype="PCM_16")
     speech = sources.speech("eval", recipe.phrases)
-    pools = Pools([[np.zeros(1, np.float32)]], held.of_label(BACKGROUND), speech, [], [])
-    # Negative files: held-out TTS negatives and held-out real speech with pauses, no noise bed (the noise is
-    # mixed in at eval time at a fixed SNR). Levels around -26 dBFS, like the spliced positives.
+    pools = Pools([[np.zeros(1, np.float32)]], held.negatives(sentences=True), speech, [], [])
+    # Negative files: held-out voices' ordinary sentences and held-out real speech with pauses, no noise bed (the
+    # noise is mixed in at eval time at a fixed SNR). Levels around -26 dBFS, like the spliced positives.
+    # The near misses ("nights on", "streamer" alone) are a separate stress test: one file each, 1 s apart.
     negative_recipe = dataclasses.replace(
         recipe.stream,
         positives_per_min=0.0,
@@ -186,6 +191,17 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
     for i in range(files):
         samples, _ = assemble(recipe.eval_negative_hours * 3600 / files, pools, rng, negative_recipe)
         sf.write(folder / "negatives" / f"{i:03d}.wav", samples, SAMPLE_RATE_HZ, subtype="PCM_16")
+    near_misses = held.negatives(sentences=False)
+    (folder / "near_misses").mkdir(parents=True, exist_ok=True)
+    pause = np.zeros(SAMPLE_RATE_HZ // 2, np.float32)
+    for i, clip in enumerate(near_misses):
+        level = 10 ** (rng.uniform(-30.0, -22.0) / 20) / (float(np.sqrt(np.mean(clip**2))) + 1e-9)
+        sf.write(
+            folder / "near_misses" / f"{i:04d}.wav",
+            np.concatenate([pause, clip * level, pause]),
+            SAMPLE_RATE_HZ,
+            subtype="PCM_16",
+        )
     (folder / "noise").mkdir(parents=True, exist_ok=True)
     noise_files = [*sources.noise("eval"), *sources.music("eval")]
     for recording in noise_files:
@@ -194,8 +210,21 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
         "positives": sum(len(held.of_label(k)) for k in range(len(labels))),
         "negative_files": files,
         "negative_hours": recipe.eval_negative_hours,
+        "near_miss_clips": len(near_misses),
         "real_speech_files": len(speech),
         "noise_files": [str(r.path) for r in noise_files],
+    }
+
+
+def _stress_summary(stress: dict[str, Any], clips: int) -> dict[str, Any]:
+    """False accepts on the near-miss clips alone, per clip, at the model's defaults and the main operating points."""
+    default = stress["default"]
+    return {
+        "clips": clips,
+        "hours": stress["negative_hours"],
+        "false_accepts_at_defaults": default["false_accepts"],
+        "false_accepts_per_100_clips_at_defaults": round(100 * default["false_accepts"] / max(clips, 1), 2),
+        "frr_at_defaults": default["frr"],
     }
 
 
@@ -223,7 +252,7 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     noise, music = sources.noise("train"), sources.music("train")
     count = len(recipe.phrases)
     train_streams = build_streams(
-        _pools(train_clips, count, speech, noise, music),
+        _pools(train_clips, True, count, speech, noise, music),
         params=params,
         count=max(1, round(recipe.train_hours * 3600 / recipe.stream_s)),
         duration_s=recipe.stream_s,
@@ -233,7 +262,7 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         desc="train streams",
     )
     valid_streams = build_streams(
-        _pools(valid_clips, count, speech, noise, music),
+        _pools(valid_clips, False, count, speech, noise, music),
         params=params,
         count=max(1, round(recipe.validation_hours * 3600 / recipe.stream_s)),
         duration_s=recipe.stream_s,
@@ -279,18 +308,19 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         eval_dir = data_dir / "eval"
         eval_set = write_eval_set(recipe, held, eval_dir)
         has_noise = bool(eval_set["noise_files"])  # none where the noise packages are not installed (CI)
-        evaluation = evaluate(
-            model_path,
-            eval_dir / "positives",
-            eval_dir / "negatives",
-            EvalOptions(
-                noise_dir=eval_dir / "noise" if has_noise else None,
-                snr_db=recipe.eval_snr_db if has_noise else None,
-                seed=recipe.seed,
-                progress=False,
-            ),
+        options = EvalOptions(
+            noise_dir=eval_dir / "noise" if has_noise else None,
+            snr_db=recipe.eval_snr_db if has_noise else None,
+            seed=recipe.seed,
+            progress=False,
         )
+        evaluation = evaluate(model_path, eval_dir / "positives", eval_dir / "negatives", options)
         write_json(evaluation, out_dir / "eval.json")
+        stress = evaluate(
+            model_path, eval_dir / "positives", eval_dir / "near_misses", dataclasses.replace(options, min_gap_s=0.5)
+        )
+        write_json(stress, out_dir / "eval_near_misses.json")
+        evaluation = {**evaluation, "near_misses": _stress_summary(stress, eval_set["near_miss_clips"])}
         plot_det(evaluation, out_dir / "det.png")
         timings["evaluate_s"] = time.perf_counter() - mark
 

@@ -42,6 +42,14 @@ class ClipSet:
     def of_label(self, label: int) -> list[np.ndarray]:
         return [c for c, lab in zip(self.clips, self.labels, strict=True) if lab == label]
 
+    def negatives(self, *, sentences: bool) -> list[np.ndarray]:
+        """Negative clips that are ordinary sentences (True) or near misses of a keyword (False)."""
+        return [
+            c
+            for c, lab, text in zip(self.clips, self.labels, self.texts, strict=True)
+            if lab == BACKGROUND and corpus.is_sentence(text) == sentences
+        ]
+
     def save(self, path: Path) -> None:
         offsets = np.cumsum([0, *(len(c) for c in self.clips)])
         samples = np.concatenate(self.clips) if self.clips else np.zeros(0, np.float32)
