@@ -77,6 +77,18 @@ def main() -> None:
         if frontend is None:
             frontend = frontends[stream_id] = LogMelFrontend(frontend_params, feature_dim)
         features = frontend.push({stream_id: (samples, header["rate_hz"])})[stream_id]
+        if len(features) == 0:  # shorter than one hop: nothing to step yet
+            reply0 = {
+                "v": 1,
+                "stream": stream_id,
+                "seq": header["seq"],
+                "step0": steps_done.get(stream_id, 0),
+                "steps": 0,
+                "labels": labels,
+                "latency_ms": (time.monotonic() - received_s) * 1000,
+            }
+            pub.send_multipart([f"pred/{stream_id}/".encode(), json.dumps(reply0).encode(), b""])
+            continue
         state = states.get(stream_id)
         if state is None:
             state = [

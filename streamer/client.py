@@ -150,10 +150,16 @@ def wait_until_serving(ingest: str, publish: str, timeout_s: float = 30.0, strea
     deadline_s = time.monotonic() + timeout_s
     silence = np.zeros(160, np.int16)
     with Producer(ingest, send_hwm=10) as producer, Subscriber(publish, [stream_id]) as subscriber:
+        seq = 0
         while time.monotonic() < deadline_s:
-            producer.send(stream_id, silence, rate_hz=16000)
+            frames = encode_ingest(stream_id, seq, "data", silence, 16000, time.time_ns())
+            try:  # never block: with no daemon there, a PUSH socket would wait forever
+                producer.socket.send_multipart(frames, zmq.NOBLOCK)
+                seq += 1
+            except zmq.Again:
+                pass
             if subscriber.recv(timeout_ms=200) is not None:
-                producer.end(stream_id)
+                producer.socket.send_multipart(encode_ingest(stream_id, seq, "end"), zmq.NOBLOCK)
                 return
         producer.close(linger_ms=0)
     raise ConfigError(f"no daemon answered on {publish} within {timeout_s:g} s (ingest {ingest})")
