@@ -216,6 +216,7 @@ class DaemonProcess:
         self.ingest = f"tcp://127.0.0.1:{_free_port()}"
         self.publish = f"tcp://127.0.0.1:{_free_port()}"
         argv = [arg.replace("{ingest}", self.ingest).replace("{publish}", self.publish) for arg in command]
+        self.command = argv
         # The daemon's log goes to a file: an unread pipe would block it once full.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
         self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
@@ -227,7 +228,7 @@ class DaemonProcess:
             self.__exit__()
             self._log.seek(0)
             output = self._log.read()[-2000:].decode(errors="replace")
-            raise ConfigError(f"daemon {self.process.args} did not serve: {output}") from None
+            raise ConfigError(f"daemon {' '.join(self.command)} did not serve: {output}") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
