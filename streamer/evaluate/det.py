@@ -138,3 +138,17 @@ def span_to_steps(
     start = np.maximum(0, (np.asarray(start_sample) - win) // hop + 1)
     end = np.maximum(0, -(-(np.asarray(end_sample) - win) // hop))
     return start.astype(np.int64), end.astype(np.int64)
+
+
+def hit_mask(events: Events, truth: Truth, *, tolerance_after_steps: int) -> np.ndarray:
+    """Per positive (in `truth` order): whether an event of its keyword hit it (as `match` counts hits)."""
+    hit = np.zeros(len(truth.keyword), bool)
+    for k in np.unique(truth.keyword):
+        mine = np.flatnonzero(truth.keyword == k)
+        order = mine[np.argsort(truth.start_step[mine])]
+        starts, ends = truth.start_step[order], truth.end_step[order] + tolerance_after_steps
+        steps = events.steps[events.keywords == k]
+        window = np.searchsorted(starts, steps, side="right") - 1
+        inside = (window >= 0) & (steps <= ends[np.maximum(window, 0)])
+        hit[order[np.unique(window[inside])]] = True
+    return hit

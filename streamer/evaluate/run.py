@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from streamer.detect import DetectionParams
 from streamer.errors import ConfigError, ModelError
 from streamer.evaluate import audio
-from streamer.evaluate.det import Outcome, Truth, operating_point, score, span_to_steps, sweep
+from streamer.evaluate.det import Outcome, Truth, hit_mask, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
 from streamer.evaluate.splice import Positive, SplicePlan, Splicer
 from streamer.pipeline import Pipeline
@@ -161,6 +161,10 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
     curve = sweep(track, truth, negative_hours=negative_hours, tolerance_after_steps=tolerance)
     at = {target: operating_point(curve, target) for target in FA_TARGETS_PER_HOUR}
     default = score(track, truth, params.thresholds, negative_hours=negative_hours, tolerance_after_steps=tolerance)
+    hits = hit_mask(track.events(params.thresholds), truth, tolerance_after_steps=tolerance)
+    missed = sorted(
+        str(Path(p.name).relative_to(positives_dir)) for p, hit in zip(splicer.positives, hits, strict=True) if not hit
+    )
     per_keyword = {}
     for k, label in enumerate(keywords):
         mine = sweep(track, truth, negative_hours=negative_hours, tolerance_after_steps=tolerance, keywords=[k])
@@ -198,6 +202,7 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
             "thresholds": dict(zip(keywords, params.thresholds, strict=True)),
         },
         "per_keyword": per_keyword,
+        "missed_at_defaults": missed,
         "det": [
             {"threshold": o.thresholds[0], "frr": round(o.frr, 4), "fa_per_hour": round(o.fa_per_hour, 3)}
             for o in curve

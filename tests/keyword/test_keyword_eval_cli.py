@@ -107,6 +107,7 @@ def test_eval_keyword_counts_known_events(rig: Path, tmp_path: Path) -> None:
     assert report["negative_hours"] == pytest.approx(120 / 3600, rel=1e-4)
     default = report["default"]
     assert (default["misses"], default["false_accepts"]) == (0, 2)
+    assert report["missed_at_defaults"] == []
     assert default["fa_per_hour"] == pytest.approx(2 / (120 / 3600), rel=1e-3)
     # The event fires 2 steps (patience) into the tone; the keyword "ends" when the tone does: about -0.4 s.
     assert -TONE_S * 1000 <= report["median_latency_ms"] <= -TONE_S * 1000 + 60

@@ -54,6 +54,14 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
             f"| {label} | {entry['positives']} | {_pct(entry['frr_at_0_5_fa_per_hour'])} | "
             f"{_pct(entry['frr_at_1_fa_per_hour'])} | {_pct(d.get('frr'))} / {d.get('fa_per_hour')} |"
         )
+    per_voice = evaluation.get("per_voice_frr_at_defaults")
+    if per_voice:
+        lines += [
+            "",
+            "False rejects per held-out voice at the shipped defaults: "
+            + ", ".join(f"`{voice}` {100 * frr:.0f} %" for voice, frr in per_voice.items())
+            + ".",
+        ]
     stress = evaluation.get("near_misses")
     if stress:
         lines += [

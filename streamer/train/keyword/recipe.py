@@ -170,8 +170,9 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
     for k, label in enumerate(labels):
         target = folder / "positives" / label
         target.mkdir(parents=True, exist_ok=True)
-        for i, clip in enumerate(held.of_label(k)):
-            sf.write(target / f"{i:04d}.wav", clip, SAMPLE_RATE_HZ, subtype="PCM_16")
+        mine = [(c, v) for c, lab, v in zip(held.clips, held.labels, held.voices, strict=True) if lab == k]
+        for i, (clip, voice) in enumerate(mine):  # the voice in the name: misses can be traced to voices
+            sf.write(target / f"{voice.replace(':', '_')}-{i:04d}.wav", clip, SAMPLE_RATE_HZ, subtype="PCM_16")
     speech = sources.speech("eval", recipe.phrases)
     pools = Pools([[np.zeros(1, np.float32)]], held.negatives(sentences=True), speech, [], [])
     # Negative files: held-out voices' ordinary sentences and held-out real speech with pauses, no noise bed (the
@@ -214,6 +215,19 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
         "real_speech_files": len(speech),
         "noise_files": [str(r.path) for r in noise_files],
     }
+
+
+def _per_voice(held: ClipSet, missed: Sequence[str]) -> dict[str, float]:
+    """False-reject rate per held-out voice at the shipped defaults, from the missed files' names."""
+    totals: dict[str, int] = {}
+    for label, voice in zip(held.labels, held.voices, strict=True):
+        if label != BACKGROUND:
+            totals[voice.replace(":", "_")] = totals.get(voice.replace(":", "_"), 0) + 1
+    misses: dict[str, int] = {}
+    for name in missed:
+        voice = Path(name).name.rsplit("-", 1)[0]
+        misses[voice] = misses.get(voice, 0) + 1
+    return {voice: round(misses.get(voice, 0) / total, 3) for voice, total in sorted(totals.items())}
 
 
 def _stress_summary(stress: dict[str, Any], clips: int) -> dict[str, Any]:
@@ -320,7 +334,11 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
             model_path, eval_dir / "positives", eval_dir / "near_misses", dataclasses.replace(options, min_gap_s=0.5)
         )
         write_json(stress, out_dir / "eval_near_misses.json")
-        evaluation = {**evaluation, "near_misses": _stress_summary(stress, eval_set["near_miss_clips"])}
+        evaluation = {
+            **evaluation,
+            "near_misses": _stress_summary(stress, eval_set["near_miss_clips"]),
+            "per_voice_frr_at_defaults": _per_voice(held, evaluation["missed_at_defaults"]),
+        }
         plot_det(evaluation, out_dir / "det.png")
         timings["evaluate_s"] = time.perf_counter() - mark
 
