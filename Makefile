@@ -4,15 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench lint soak clean
+.PHONY: setup run test bench bench-sensor lint soak clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system.sh
+$(STAMP): pyproject.toml scripts/install-system.sh scripts/install-sensor-data.sh
 	bash scripts/install-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[train,dev]'
+	PIP=$(BIN)/pip bash scripts/install-sensor-data.sh
 	touch $(STAMP)
 
 run: setup
@@ -26,9 +27,12 @@ bench: setup
 	$(BIN)/streamer bench frontend
 	$(BIN)/streamer bench fuzz --messages 100000
 
+bench-sensor: setup
+	$(BIN)/python examples/bench_one_sample.py
+
 lint: setup
-	$(BIN)/ruff check streamer tests
-	$(BIN)/ruff format --check streamer tests
+	$(BIN)/ruff check streamer tests examples
+	$(BIN)/ruff format --check streamer tests examples
 	$(BIN)/mypy
 
 clean:
