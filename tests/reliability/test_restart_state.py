@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def audio_model(export_model) -> Path:
 
 def chunks_of(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     edges = np.cumsum([0, *sizes])
-    return [signal[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [signal[a:b] for a, b in itertools.pairwise(edges)]
 
 
 def test_restart_continues_bit_exactly(audio_model: Path, tmp_path: Path) -> None:
