@@ -31,7 +31,7 @@ from streamer.errors import CapacityError, ConfigError, ProtocolError, StreamerE
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-READ_BUDGET = 8192  # messages read per loop turn before the loop gets to step a batch
+READ_BUDGET = 2048  # messages read per loop turn before the loop gets to step a batch
 HOUSEKEEPING_S = 0.5
 IDLE_POLL_MS = 100
 
@@ -206,18 +206,18 @@ class Daemon:
             poller.register(sock, zmq.POLLIN)
         next_housekeeping_s = time.monotonic() + HOUSEKEEPING_S
         while not self._stop_requests:
+            # One turn: read what has arrived (bounded), step at most one batch, repeat. Alternating keeps
+            # ZeroMQ's pipes flowing while a backlog is stepped, instead of reading in large stalls.
             paused = self.batcher.queued >= self.config.ingest.max_queued_chunks
             self.metrics.ingest_paused.set(paused)
-            timeout_ms = 0 if paused else self._poll_timeout_ms(time.monotonic())
-            ready = dict(poller.poll(timeout_ms)) if not paused else {}
-            for sock in ready:
-                self._read(sock)
+            if not paused:
+                due = self._batch_due(time.monotonic())
+                for sock in dict(poller.poll(0 if due else self._poll_timeout_ms(time.monotonic()))):
+                    self._read(sock)
             now_s = time.monotonic()
-            # A backlog takes several batches (one chunk per stream each); a stop request ends it at once.
-            while not self._stop_requests and self._batch_due(now_s):
+            if self._batch_due(now_s):
                 self._step(self.batcher.take(self.config.batch.max_batch))
                 now_s = time.monotonic()
-                self.notifier.watchdog(now_s)
             if now_s >= next_housekeeping_s:
                 self._housekeeping(now_s)
                 next_housekeeping_s = now_s + HOUSEKEEPING_S

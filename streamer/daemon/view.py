@@ -45,6 +45,7 @@ class LiveView:
 
     rows: dict[str, _StreamRow] = field(default_factory=dict)
     recent: list[Text] = field(default_factory=list)
+    missed: dict[str, int] = field(default_factory=dict)  # Subscriber.missed: answers this view never got
 
     def update(self, message: OutputMessage) -> None:
         row = self.rows.setdefault(message.stream_id, _StreamRow())
@@ -75,16 +76,18 @@ class LiveView:
 
     def render(self) -> Group:
         table = Table(title="streamer: live streams", expand=False)
-        for name in ("stream", "preds", "steps", "top class (last step)", "latency ms", "events", "last status"):
-            table.add_column(name, justify="right" if name in ("preds", "steps", "latency ms", "events") else "left")
+        numbers = ("preds", "steps", "latency ms", "events", "missed")
+        for name in ("stream", *numbers[:3], "top class (last step)", "events", "missed", "last status"):
+            table.add_column(name, justify="right" if name in numbers else "left")
         for stream_id, row in sorted(self.rows.items())[:40]:
             table.add_row(
                 stream_id,
                 str(row.preds),
                 str(row.steps),
-                f"{row.top_label} {row.top_score:.2f}",
                 f"{row.latency_ms:.1f}",
+                f"{row.top_label} {row.top_score:.2f}",
                 str(row.events),
+                str(self.missed.get(stream_id, 0)),
                 row.last_status,
             )
         if len(self.rows) > 40:
@@ -105,7 +108,7 @@ def listen(
                     out.write(json.dumps(to_json(message)) + "\n")
                     out.flush()
             return
-        view = LiveView()
+        view = LiveView(missed=subscriber.missed)
         next_render_s = 0.0
         with Live(view.render(), auto_refresh=False, transient=False) as live:
             while deadline_s is None or time.monotonic() < deadline_s:

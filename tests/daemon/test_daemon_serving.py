@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import zmq
 from daemon_helpers import DaemonProcess, collect, speechlike, stitch
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -196,3 +198,91 @@ def test_bad_config_exits_2_and_bad_model_exits_3(tmp_path: Path, keyword_model:
     )
     assert result.returncode == (2 if problem == "config" else 3), result.stderr
     assert ("batch.max_delay_ms" if problem == "config" else "onnx") in result.stderr
+
+
+def test_a_stalled_subscriber_never_slows_the_daemon(
+    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
+) -> None:
+    """A subscriber that never reads loses messages (only its own); a reading one gets every answer, in order."""
+    daemon = daemon_factory(keyword_model, {"publish": {"send_hwm": 1000}, "streams": {"max_queued_per_stream": 1000}})
+    stalled = zmq.Context.instance().socket(zmq.SUB)
+    stalled.setsockopt(zmq.RCVHWM, 1)
+    stalled.setsockopt(zmq.RCVBUF, 4096)  # before connect: a small kernel buffer too
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(daemon.publish)
+    streams = [f"busy{i}" for i in range(200)]
+    total = 100 * len(streams)  # ~6 MB of answers: more than the stalled subscriber's queues and buffers hold
+    try:
+        with Producer(daemon.ingest) as producer, Subscriber(daemon.publish, streams, ["pred"]) as subscriber:
+            time.sleep(0.3)
+            chunk = speechlike(0.01)  # 160 samples: one step each, so answers come fast
+            for _ in range(100):
+                for stream_id in streams:
+                    producer.send(stream_id, chunk, 16000)
+            messages = collect(subscriber, lambda ms: len(ms) == total, timeout_s=120)
+        for stream_id in streams[:5]:
+            assert [m.header["seq"] for m in messages if m.stream_id == stream_id] == list(range(100))
+        assert not subscriber.missed
+        received = 0
+        while stalled.poll(300):
+            stalled.recv_multipart()
+            received += 1
+        assert received < total, received  # it really was left behind, and that cost the others nothing
+    finally:
+        stalled.close(linger=0)
+
+
+def test_listen_json_prints_one_object_per_message(
+    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
+) -> None:
+    daemon = daemon_factory(keyword_model)
+    listen = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamer.cli.main",
+            "listen",
+            "--json",
+            "--endpoint",
+            daemon.publish,
+            "--stream",
+            "j",
+            "--duration-s",
+            "8",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # the listener's interpreter starts and subscribes
+        with Producer(daemon.ingest) as producer:
+            for _ in range(3):
+                producer.send("j", speechlike(0.1), 16000)
+            producer.end("j")
+        out, _ = listen.communicate(timeout=30)
+    finally:
+        listen.kill()
+    records = [json.loads(line) for line in out.splitlines()]
+    preds = [r for r in records if r["kind"] == "pred"]
+    assert [r["seq"] for r in preds] == [0, 1, 2]
+    assert len(preds[1]["scores"]) == preds[1]["steps"] == 10 and len(preds[1]["scores"][0]) == 3
+    assert records[-1]["kind"] == "status" and records[-1]["code"] == "ended"
+
+
+def test_live_view_renders_streams_events_and_statuses() -> None:
+    from rich.console import Console
+
+    from streamer.daemon.protocol import decode_output, encode_event, encode_pred, encode_status
+    from streamer.daemon.view import LiveView
+
+    view = LiveView(missed={"a": 2})
+    scores = np.array([[0.1, 0.8, 0.1]], np.float32)
+    view.update(decode_output(encode_pred("a", 4, 40, scores, ["_background", "hey", "stop"], 3.5)))
+    view.update(decode_output(encode_event("a", "hey", 0.93, 40, 0.41)))
+    view.update(decode_output(encode_status("a", "gap", "expected seq 2, got 4")))
+    console = Console(width=140, record=True)
+    console.print(view.render())
+    text = console.export_text()
+    assert "hey 0.80" in text and "EVENT  a: hey" in text and "status a: gap" in text
+    row = next(line for line in text.splitlines() if line.strip().startswith("│ a") or " a " in line)
+    assert " 41 " in row and " 2 " in row  # steps so far, missed answers
