@@ -108,8 +108,8 @@ def feed(
     if streams is not None:
         from streamer.bench.daemon import LoadSpec, run_load
 
-        result = run_load(LoadSpec(streams=streams, duration_s=duration_s, chunk_ms=chunk_ms), endpoint, publish)
-        typer.echo(result.summary())
+        load = run_load(LoadSpec(streams=streams, duration_s=duration_s, chunk_ms=chunk_ms), endpoint, publish)
+        typer.echo(load.summary())
         return
     if not files:
         raise ConfigError("feed: give at least one file, or --streams N for synthetic load")
