@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -25,13 +26,26 @@ class VirtualMic:
     fifo: Path
     source_name: str
 
-    def write(self, samples: np.ndarray, piece_frames: int = 1600) -> None:
-        """Write int16 mono samples into the pipe (blocks while the pipe is full)."""
-        data = np.ascontiguousarray(samples, dtype="<i2").tobytes()
-        fd = os.open(self.fifo, os.O_WRONLY)
+    def write(self, samples: np.ndarray, piece_frames: int = 1600, timeout_s: float = 30.0) -> None:
+        """Write int16 mono samples into the pipe, paced by PulseAudio reading it; AssertionError instead of
+        hanging when nothing reads the pipe for `timeout_s` (e.g. the sound server went away)."""
+        data = memoryview(np.ascontiguousarray(samples, dtype="<i2").tobytes())
+        deadline_s = time.monotonic() + timeout_s
+        while True:  # a non-blocking open fails with ENXIO until PulseAudio has the pipe open for reading
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if time.monotonic() > deadline_s:
+                    raise AssertionError(f"nobody reads {self.fifo}: is PulseAudio's pipe source loaded?") from None
+                time.sleep(0.05)
         try:
-            for start in range(0, len(data), 2 * piece_frames):
-                os.write(fd, data[start : start + 2 * piece_frames])
+            written = 0
+            while written < len(data):
+                _, writable, _ = select.select([], [fd], [], max(0.0, deadline_s - time.monotonic()))
+                if not writable:
+                    raise AssertionError(f"{self.fifo}: PulseAudio stopped reading ({written} of {len(data)} bytes)")
+                written += os.write(fd, data[written : written + 2 * piece_frames])
         finally:
             os.close(fd)
 
