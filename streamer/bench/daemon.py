@@ -146,10 +146,10 @@ def run_load(spec: LoadSpec, ingest: str, publish: str, daemon_pid: int | None =
                 if t_ns >= scored_from_ns:
                     latencies.append((now_ns - t_ns) / 1e6)
                     daemon_ms.append(header["latency_ms"])
-            elif header.get("code") in ANSWER_CODES:
+            elif header.get("code") in ANSWER_CODES and "seq" in header:  # answers one message instead of a pred
                 answered += 1
                 overload += header["code"] == "overload"
-            elif header.get("code") == "overload":
+            elif header.get("code") == "overload":  # a lag report: answers nothing
                 overload += 1
 
     daemon_cpu0 = _cpu_s(daemon_pid) if daemon_pid else 0.0
