@@ -8,6 +8,7 @@ A level is held when every chunk is answered, no overload is reported and p99 la
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -287,6 +288,79 @@ def find_capacity(command: list[str], start: int, duration_s: float, log: list[s
     return held, results
 
 
+def _naive_class() -> type:
+    spec = importlib.util.spec_from_file_location("naive_daemon", NAIVE_DAEMON)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load the baseline {NAIVE_DAEMON}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.NaiveDaemon  # type: ignore[no-any-return]
+
+
+def cpu_per_message(model: Path, streams: int = 1000, rounds: int = 6) -> dict[str, float]:
+    """CPU time (this thread) per 100 ms chunk, in-process, sockets to nowhere: ours at two batch sizes, naive.
+
+    Independent of other processes' load, unlike the real-time levels: a core's worth of it is 1e5 µs per
+    100 ms, so `1e5 / µs per chunk` is how many real-time streams one dedicated core could carry.
+    """
+    from streamer.daemon.config import load_config
+    from streamer.daemon.server import Daemon
+
+    audio = _test_signal(16000, 10.0)
+    chunks = [audio[i : i + 1600].tobytes() for i in range(0, len(audio) - 1600, 1600)]
+
+    def frames(stream: int, seq: int) -> list[bytes]:
+        header = b'{"v":1,"seq":%d,"kind":"data","dtype":"int16","rate_hz":16000,"channels":1,"t_ns":%d}'
+        return [b"cpu%d" % stream, header % (seq, time.time_ns()), chunks[(seq + stream) % len(chunks)]]
+
+    result: dict[str, float] = {}
+    for batch in (50, 512):
+        config = load_config(
+            None,
+            {
+                "model": {"path": str(model)},
+                "ingest": {"endpoint": "inproc://cpu-in"},
+                "publish": {"endpoint": "inproc://cpu-out"},
+                "metrics": {"enabled": False},
+                "batch": {"max_batch": batch},
+            },
+        )
+        daemon = Daemon(config)
+        daemon.bind()
+        try:
+            spent = 0.0
+            for seq in range(rounds + 2):
+                started = time.thread_time()
+                for stream in range(streams):
+                    daemon._accept(frames(stream, seq), time.monotonic())
+                while daemon.batcher.queued:
+                    daemon._step(daemon.batcher.take(batch))
+                if seq >= 2:
+                    spent += time.thread_time() - started
+            result[f"daemon_us_batch_{batch}"] = round(spent / (rounds * streams) * 1e6, 1)
+        finally:
+            daemon.close()
+    naive = _naive_class()(str(model))
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.bind("inproc://naive-out")
+    spent = 0.0
+    naive_rounds = max(2, rounds // 2)
+    for seq in range(naive_rounds + 1):
+        started = time.thread_time()
+        for stream in range(streams):
+            reply = naive.handle(frames(stream, seq))
+            if reply is not None:
+                pub.send_multipart(reply)
+        if seq >= 1:
+            spent += time.thread_time() - started
+    pub.close(linger=0)
+    context.term()
+    result["naive_us"] = round(spent / (naive_rounds * streams) * 1e6, 1)
+    result["ratio_at_batch_50"] = round(result["naive_us"] / result["daemon_us_batch_50"], 2)
+    return result
+
+
 def run_daemon_bench(
     model: Path, *, streams: int | None, duration_s: float, baseline: bool, as_json: bool
 ) -> dict[str, object]:
@@ -300,6 +374,15 @@ def run_daemon_bench(
         print(result.summary())
         report["single"] = result.to_json()
         return report
+    cpu = cpu_per_message(model)
+    report["cpu_per_chunk_us"] = cpu
+    print(
+        f"CPU per 100 ms chunk (thread time, in-process, 1000 streams): daemon {cpu['daemon_us_batch_50']:.0f} us "
+        f"at batches of 50, {cpu['daemon_us_batch_512']:.0f} us at 512; naive {cpu['naive_us']:.0f} us "
+        f"(x{cpu['ratio_at_batch_50']:.1f}); one dedicated core: ~{1e5 / cpu['daemon_us_batch_50']:.0f} vs "
+        f"~{1e5 / cpu['naive_us']:.0f} streams",
+        flush=True,
+    )
     print(f"streamer daemon ({model}):", flush=True)
     capacity, levels = find_capacity(ours(model), 250, duration_s, log)
     report["daemon"] = {"streams_held": capacity, "levels": [r.to_json() for r in levels]}
