@@ -294,7 +294,8 @@ def _naive_class() -> type:
         raise ConfigError(f"cannot load the baseline {NAIVE_DAEMON}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.NaiveDaemon  # type: ignore[no-any-return]
+    naive_class: type = module.NaiveDaemon
+    return naive_class
 
 
 def cpu_per_message(model: Path, streams: int = 1000, rounds: int = 6) -> dict[str, float]:
