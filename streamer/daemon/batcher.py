@@ -13,7 +13,7 @@ from typing import Literal
 
 from streamer.daemon.protocol import IngestMessage
 
-GapPolicy = Literal["continue", "reset"]
+GapPolicy = Literal["continue", "reset", "bridge"]
 OverloadPolicy = Literal["drop_oldest", "refuse_newest"]
 
 
@@ -24,6 +24,7 @@ class Item:
     message: IngestMessage
     received_s: float
     synthetic: bool = False
+    bridge_messages: int = 0  # a synthetic item standing for this many lost messages (gap_policy bridge)
 
     @property
     def stream_id(self) -> str:
@@ -121,6 +122,9 @@ class Batcher:
         if self.policy.gap_policy == "reset":
             self._push(stream, Item(_reset_of(message), now_s, synthetic=True))
             action = "state reset (gap_policy reset)"
+        elif self.policy.gap_policy == "bridge":
+            self._push(stream, Item(_reset_of(message), now_s, synthetic=True, bridge_messages=missing))
+            action = "hole bridged by the frontend where it can (gap_policy bridge)"
         return [
             Notice(
                 stream_id,

@@ -67,8 +67,9 @@ class StreamsConfig(_Section):
     idle_timeout_s: float = Field(
         default=300.0, gt=0, description="a stream silent this long is evicted (status evicted)"
     )
-    gap_policy: Literal["continue", "reset"] = Field(
-        default="continue", description="after a seq gap: keep or zero state"
+    gap_policy: Literal["continue", "reset", "bridge"] = Field(
+        default="continue",
+        description="after a seq gap: keep state, zero it, or bridge the hole (frontends that can, e.g. sensor)",
     )
 
 

@@ -85,6 +85,7 @@ class Daemon:
         self.endpoints: dict[str, str] = {}
         self._rates = _Rates()
         self._sources: list[MicrophoneBridge] = []
+        self._chunk_s: dict[str, float] = {}  # duration of each stream's last chunk (gap_policy bridge)
         self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
 
     # -- setup -----------------------------------------------------------------------------------------------
@@ -308,6 +309,9 @@ class Daemon:
 
     def _control(self, item: Item) -> None:
         message = item.message
+        if item.bridge_messages:
+            self._bridge(message.stream_id, item.bridge_messages)
+            return
         if message.kind == "reset":
             self.pipeline.reset(message.stream_id)
             if self.detector is not None:
@@ -319,7 +323,34 @@ class Daemon:
         if self.detector is not None:
             self.detector.end(message.stream_id)
         self.batcher.forget(message.stream_id)
+        self._chunk_s.pop(message.stream_id, None)
         self._send_status(message.stream_id, "ended", "stream ended, state freed", seq=message.seq)
+
+    def _bridge(self, stream_id: str, missing: int) -> None:
+        """gap_policy bridge: let the frontend fill the hole (sensor: hold the last frame up to max_fill_s) and
+        step the filled frames, or reset the stream when the hole is too long. Frontends without `bridge_gap`
+        (audio, identity) keep the state as `continue` does."""
+        bridge = getattr(self.pipeline.frontend, "bridge_gap", None)
+        chunk_s = self._chunk_s.get(stream_id)
+        if bridge is None or chunk_s is None:
+            return
+        missing_s = missing * chunk_s
+        try:
+            filled = bridge(stream_id, missing_s)
+            if filled is None:
+                self.pipeline.reset(stream_id)
+                if self.detector is not None:
+                    self.detector.reset(stream_id)
+                self._send_status(
+                    stream_id,
+                    "reset",
+                    f"a hole of ~{missing_s:.3g} s ({missing} message(s) of "
+                    f"{chunk_s:.3g} s) is too long to bridge: state reset",
+                )
+            elif len(filled):
+                self.pipeline.engine.step({stream_id: filled})
+        except StreamerError as exc:
+            log.warning("stream %s: could not bridge a gap of %d message(s): %s", stream_id, missing, exc)
 
     def _answer(
         self,
@@ -334,6 +365,8 @@ class Daemon:
         preds, latencies_s, e2e_ns, steps = [], [], [], 0
         for stream_id, stream_scores in scores.items():
             message = group[stream_id].message
+            if message.samples is not None and message.rate_hz:
+                self._chunk_s[stream_id] = len(message.samples) / message.rate_hz
             latency_s = now_s - group[stream_id].received_s
             preds.append(
                 encode(stream_id, message.seq, step0[stream_id], stream_scores, latency_s * 1000, message.t_ns)
@@ -376,6 +409,7 @@ class Daemon:
             if self.detector is not None:
                 self.detector.end(stream_id)
             self._overload_reported.pop(stream_id, None)
+            self._chunk_s.pop(stream_id, None)
             self._send_status(
                 stream_id,
                 "evicted",
