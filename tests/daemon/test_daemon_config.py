@@ -43,7 +43,7 @@ def test_bad_value_names_file_key_value_and_what_is_allowed(tmp_path: Path) -> N
         load_config(path)
     message = str(caught.value)
     assert str(path) in message and "streams.gap_policy" in message and "skip" in message
-    assert "'continue' or 'reset'" in message
+    assert "'continue', 'reset' or 'bridge'" in message
 
 
 def test_unknown_key_is_refused(tmp_path: Path) -> None:
