@@ -209,7 +209,8 @@ def to_toml(config: DaemonConfig) -> str:
             body = []
             for name, item in value.items():
                 if item is None:
-                    body.append(f"# {name} = (unset: model default)")
+                    hint = ": the model's default" if key == "detection" else ""
+                    body.append(f"# {name} = (unset{hint})")
                 elif isinstance(item, dict):
                     pairs = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in item.items())
                     body.append(f"{name} = {{{pairs}}}" if pairs else f"{name} = {{}}")

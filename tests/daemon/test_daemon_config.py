@@ -81,7 +81,7 @@ def test_config_check_cli_exit_codes(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert good.returncode == 0 and 'gap_policy = "reset"' in good.stdout
+    assert good.returncode == 0 and 'policy = "refuse_newest"' in good.stdout
     bad = subprocess.run(
         [
             sys.executable,
