@@ -7,6 +7,7 @@ one pipeline call per sample rate and publish the answers. Signals only set flag
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -169,6 +170,10 @@ class Daemon:
         if self.publisher is None:
             self.bind()
         self.install_signal_handlers()
+        # Everything loaded so far (onnxruntime, numpy, the model) lives until exit: freeze it out of the cyclic
+        # GC, whose full collections otherwise walk it all and stall the loop for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
         log.info(
             "serving %s (%d classes) ingest %s publish %s%s",
             self.spec.path,
