@@ -22,6 +22,10 @@ def train_keyword(
     steps: Annotated[int, typer.Option(help="optimiser steps (128 lanes × 200 steps each)")] = 1500,
     train_hours: Annotated[float, typer.Option(help="hours of assembled training audio")] = 10.0,
     eval_hours: Annotated[float, typer.Option(help="hours of held-out negatives to evaluate on (0: skip)")] = 2.0,
+    hidden: Annotated[int, typer.Option(help="GRU units per layer (2 layers)")] = 64,
+    target_fa_per_hour: Annotated[
+        float, typer.Option(help="the default threshold: fewest misses with at most this many FA/h on validation")
+    ] = 0.5,
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -31,14 +35,16 @@ def train_keyword(
 
     if not phrases:
         raise ConfigError("give at least one keyword phrase")
-    if steps < 1 or train_hours <= 0 or eval_hours < 0:
+    if steps < 1 or train_hours <= 0 or eval_hours < 0 or hidden < 1 or target_fa_per_hour < 0:
         raise ConfigError(
             f"steps={steps}, train_hours={train_hours}, eval_hours={eval_hours}: expected "
-            "steps ≥ 1, train_hours > 0, eval_hours ≥ 0"
+            "steps ≥ 1, train_hours > 0, eval_hours ≥ 0, hidden ≥ 1, target_fa_per_hour ≥ 0"
         )
     recipe = KeywordRecipe(
         phrases=tuple(phrases),
         voices=voices,
+        hidden=hidden,
+        target_fa_per_hour=target_fa_per_hour,
         train_hours=train_hours,
         fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed),
         evaluate=eval_hours > 0,
