@@ -286,3 +286,30 @@ def test_live_view_renders_streams_events_and_statuses() -> None:
     assert "hey 0.80" in text and "EVENT  a: hey" in text and "status a: gap" in text
     row = next(line for line in text.splitlines() if line.strip().startswith("│ a") or " a " in line)
     assert " 41 " in row and " 2 " in row  # steps so far, missed answers
+
+
+def test_feed_streams_synthetic_load_reports_its_latency(
+    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
+) -> None:
+    daemon = daemon_factory(keyword_model)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer.cli.main",
+            "feed",
+            "--streams",
+            "20",
+            "--duration-s",
+            "2",
+            "--endpoint",
+            daemon.ingest,
+            "--publish",
+            daemon.publish,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "20 streams: sent 400, answered 400, overload 0" in result.stdout
