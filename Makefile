@@ -27,6 +27,9 @@ bench: setup
 	$(BIN)/streamer bench frontend
 	$(BIN)/streamer bench fuzz --messages 100000
 
+soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
+	$(BIN)/streamer bench soak --streams 700 --minutes 10
+
 bench-sensor: setup
 	$(BIN)/python examples/bench_one_sample.py
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -96,5 +97,33 @@ def bench_fuzz(
         )
         for crash in report.crashes[:20]:
             print(f"  DEFECT {crash}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@bench_app.command("soak")
+def bench_soak(
+    streams: Annotated[
+        int, typer.Option(help="streams (16 kHz, 100 ms chunks); ~70 % of `bench daemon` capacity")
+    ] = 700,
+    minutes: Annotated[float, typer.Option(help="how long")] = 10.0,
+    model: Annotated[Path, typer.Option(help="ONNX keyword model")] = Path("models/keywords/model.onnx"),
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
+) -> None:
+    """Steady real-time load for minutes: RSS slope (target < 1 MB/min), drops (target 0), p99 start vs end."""
+    from streamer.bench.soak import run_soak
+
+    if not model.is_file():
+        raise ConfigError(f"bench soak: model {model} not found (pass --model)")
+    report = run_soak(model, streams, minutes)
+    summary = report.to_json()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"soak {streams} streams, {minutes:g} min: RSS slope {summary['rss_slope_mb_per_min']} MB/min "
+            f"({summary['rss_first_mb']} → {summary['rss_last_mb']} MB), drops {summary['drops']}, "
+            f"p99 {summary['p99_first_ms']} → {summary['p99_last_ms']} ms"
+        )
     if not report.ok:
         raise typer.Exit(1)
