@@ -22,6 +22,7 @@ class StreamRecipe:
     tts_negatives_per_min: float = 10.0
     speech_per_min: float = 4.0
     mean_gap_s: float = 0.7
+    adjacent_probability: float = 0.35  # the next utterance follows at once (0–150 ms), as speech does
     snr_db: tuple[float, float] = (0.0, 20.0)
     noise_probability: float = 0.8
     music_probability: float = 0.35
@@ -92,9 +93,15 @@ def assemble(
         foreground[cursor:stop] += clip[: stop - cursor]
         if label >= 0 and stop == cursor + len(clip):
             occurrences.append(Occurrence(label, cursor, stop))
-        # Mostly pauses, sometimes back-to-back speech ("hey streamer what's the time"), sometimes long quiet.
-        gap_s = rng.exponential(recipe.mean_gap_s) if rng.random() < 0.85 else rng.uniform(2.0, 8.0)
-        cursor = stop + int(max(0.03, gap_s) * SAMPLE_RATE_HZ)
+        # Often back to back ("... and hey streamer lights on"), mostly short pauses, sometimes long quiet.
+        draw = rng.random()
+        if draw < recipe.adjacent_probability:
+            gap_s = rng.uniform(0.0, 0.15)
+        elif draw < 0.88:
+            gap_s = max(0.03, rng.exponential(recipe.mean_gap_s))
+        else:
+            gap_s = rng.uniform(2.0, 8.0)
+        cursor = stop + int(gap_s * SAMPLE_RATE_HZ)
 
     mix = foreground
     if pools.noise and rng.random() < recipe.noise_probability:
