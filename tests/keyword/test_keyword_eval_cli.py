@@ -170,3 +170,11 @@ def test_eval_keyword_refuses_unknown_label_folder(rig: Path, tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "bleep" in done.stderr and "beep" in done.stderr
+
+
+def test_evaluation_never_imports_torch() -> None:
+    code = (
+        "import sys, streamer.evaluate.run, streamer.evaluate.plot, streamer.cli.keyword; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60, check=False).returncode == 0
