@@ -106,6 +106,16 @@ def write_card(
         "",
     ]
     lines += _results(evaluation) if evaluation else ["Not evaluated in this run (`evaluate` was off)."]
+    eval_set = run.get("eval_set") or {}
+    if "sentence_clips" in eval_set:
+        lines += [
+            "",
+            f"The negative hours are built from {eval_set['sentence_clips']} held-out renderings of ordinary "
+            f"sentences and {eval_set['real_speech_files']} real prompts ({eval_set['real_speech_minutes']} min of "
+            "one real speaker), drawn at random with pauses (about 6 of each per minute) until the hours are "
+            "filled: each clip recurs several times, each time with fresh speed, reverberation, band-limiting and "
+            "gain. The noise bed (held-out noise and music files) runs under the whole stream.",
+        ]
     lines += [
         "",
         "## Data",

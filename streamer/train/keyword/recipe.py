@@ -212,6 +212,8 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
         "negative_files": files,
         "negative_hours": recipe.eval_negative_hours,
         "near_miss_clips": len(near_misses),
+        "sentence_clips": len(held.negatives(sentences=True)),
+        "real_speech_minutes": round(sum(len(r.samples) for r in speech) / SAMPLE_RATE_HZ / 60, 1),
         "real_speech_files": len(speech),
         "noise_files": [str(r.path) for r in noise_files],
     }
