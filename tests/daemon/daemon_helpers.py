@@ -17,6 +17,7 @@ import numpy as np
 
 from streamer.client import Subscriber, wait_until_serving
 from streamer.daemon.protocol import OutputMessage
+from streamer.errors import ConfigError
 
 LOGMEL = {
     "kind": "logmel",
@@ -46,7 +47,11 @@ def free_port() -> int:
 
 
 def toml_value(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 class DaemonProcess:
@@ -85,11 +90,19 @@ class DaemonProcess:
             env={**os.environ, **(env or {})},
         )
         if wait:
+            self.wait_serving()
+
+    def wait_serving(self, timeout_s: float = 60) -> None:
+        """Until the daemon answers; fails at once (with its log) if it exits instead."""
+        deadline_s = time.monotonic() + timeout_s
+        while True:
             try:
-                wait_until_serving(self.ingest, self.publish, timeout_s=60)
-            except Exception:
-                self.kill()
-                raise
+                wait_until_serving(self.ingest, self.publish, timeout_s=1)
+                return
+            except ConfigError:
+                if self.process.poll() is not None or time.monotonic() > deadline_s:
+                    self.kill()
+                    raise AssertionError(f"daemon did not serve (exit {self.process.poll()}): {self.log}") from None
 
     def write_config(self, config: dict[str, Any]) -> None:
         """TOML from {section: {key: value}}; non-dict values are top-level keys (e.g. drain_timeout_s)."""
