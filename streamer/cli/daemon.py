@@ -17,6 +17,20 @@ DEFAULT_INGEST = "tcp://127.0.0.1:5555"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
 
 
+def normalize_argv(argv: list[str]) -> list[str]:
+    """CONTRACT's `serve --mic [DEVICE]`: typer has no optional-value options, so `--mic DEVICE` (a value that is
+    not another option) becomes `--mic --mic-device DEVICE`. For `cli/main.py` to apply before parsing."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        out.append(argv[index])
+        if argv[index] == "--mic" and index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+            out += ["--mic-device", argv[index + 1]]
+            index += 1
+        index += 1
+    return out if argv[:1] == ["serve"] else argv
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("feed")(feed)
@@ -53,22 +67,14 @@ def serve(
     ingest: Annotated[str | None, typer.Option(help=f"PULL endpoint to bind (default {DEFAULT_INGEST})")] = None,
     publish: Annotated[str | None, typer.Option(help=f"PUB endpoint to bind (default {DEFAULT_PUBLISH})")] = None,
     metrics: Annotated[str | None, typer.Option(help="HOST:PORT of the Prometheus endpoint, or 'off'")] = None,
-    mic: Annotated[
-        str | None,
-        typer.Option(
-            "--mic",
-            is_flag=False,
-            flag_value="default",
-            metavar="[DEVICE]",
-            help="add a microphone stream 'mic' (optional device)",
-        ),
-    ] = None,
+    mic: Annotated[bool, typer.Option("--mic", help="add a microphone stream 'mic' (default input device)")] = False,
+    mic_device: Annotated[str | None, typer.Option(help="microphone name or index (implies --mic)")] = None,
 ) -> None:
     """Run the daemon in the foreground (what systemd runs); SIGTERM drains and exits 0, SIGHUP reloads."""
     from streamer.daemon.config import load_config
     from streamer.daemon.server import serve as run_daemon
 
-    overrides = _overrides(model, ingest, publish, metrics, mic)
+    overrides = _overrides(model, ingest, publish, metrics, mic_device or ("default" if mic else None))
     resolved = load_config(config, overrides)
     logging.getLogger("streamer").setLevel(resolved.log_level)
     raise typer.Exit(run_daemon(resolved, config, overrides))

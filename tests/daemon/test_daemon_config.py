@@ -96,3 +96,12 @@ def test_config_check_cli_exit_codes(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "batch.max_batch" in bad.stderr
+
+
+def test_mic_optional_device_argument_is_normalised() -> None:
+    from streamer.cli.daemon import normalize_argv
+
+    assert normalize_argv(["serve", "--mic", "pulse", "--model", "m.onnx"]) == [
+        "serve", "--mic", "--mic-device", "pulse", "--model", "m.onnx"]  # fmt: skip
+    assert normalize_argv(["serve", "--mic", "--model", "m.onnx"]) == ["serve", "--mic", "--model", "m.onnx"]
+    assert normalize_argv(["feed", "--mic", "x"]) == ["feed", "--mic", "x"]
