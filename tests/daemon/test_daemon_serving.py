@@ -313,3 +313,27 @@ def test_feed_streams_synthetic_load_reports_its_latency(
     )
     assert result.returncode == 0, result.stderr
     assert "20 streams: sent 400, answered 400, overload 0" in result.stdout
+
+
+def test_sensor_pub_feed_is_ingested_through_a_sub_socket(
+    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
+) -> None:
+    """`ingest.subscribe`: the daemon connects to a device's PUB socket; the 3 frames are the same protocol."""
+    context = zmq.Context.instance()
+    feed = context.socket(zmq.PUB)
+    port = feed.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        daemon = daemon_factory(keyword_model, {"ingest": {"subscribe": [f"tcp://127.0.0.1:{port}"]}})
+        samples = speechlike(1.0, seed=4)
+        with Subscriber(daemon.publish, ["dev", "probe"]) as subscriber:
+            time.sleep(0.3)
+            for seq in range(100):  # until the daemon's SUB has joined (PUB drops before that)
+                feed.send_multipart(encode_ingest("probe", seq, "data", speechlike(0.01), 16000))
+                if subscriber.recv(timeout_ms=100) is not None:
+                    break
+            for seq, chunk in enumerate(np.array_split(samples, 10)):
+                feed.send_multipart(encode_ingest("dev", seq, "data", chunk, 16000))
+            messages = collect(subscriber, lambda ms: sum(m.kind == "pred" and m.stream_id == "dev" for m in ms) == 10)
+        np.testing.assert_allclose(stitch(messages, "dev"), offline(keyword_model, samples), atol=ATOL)
+    finally:
+        feed.close(linger=0)
