@@ -67,6 +67,7 @@ class Batcher:
         self._streams: dict[str, _Stream] = {}
         self._ready: dict[str, None] = {}  # insertion-ordered set of streams with a non-empty queue
         self.queued = 0
+        self.queued_bytes = 0  # payload bytes of the queued chunks
 
     def add(self, message: IngestMessage, now_s: float) -> list[Notice]:
         """Queue `message` in its stream's order; returns statuses to publish (gap, bad_seq, overload, capacity)."""
@@ -152,6 +153,7 @@ class Batcher:
             )
         stream.queue.remove(oldest)
         self.queued -= 1
+        self.queued_bytes -= _nbytes(oldest)
         return Notice(
             message.stream_id,
             "overload",
@@ -166,6 +168,7 @@ class Batcher:
             self._ready[item.stream_id] = None
         stream.queue.append(item)
         self.queued += 1
+        self.queued_bytes += _nbytes(item)
 
     def oldest_received_s(self) -> float | None:
         """Arrival time of the head of the stream that has waited longest (None when nothing is queued)."""
@@ -193,6 +196,7 @@ class Batcher:
             if queue:
                 self._ready[stream_id] = None  # backlog: back of the line (round-robin)
         self.queued -= len(items)
+        self.queued_bytes -= sum(_nbytes(item) for item in items)
         return items
 
     def streams_ready(self) -> int:
@@ -221,6 +225,7 @@ class Batcher:
             stream.queue.clear()
         self._ready.clear()
         self.queued = 0
+        self.queued_bytes = 0
         return items
 
     def last_seqs(self) -> dict[str, int]:
@@ -232,6 +237,11 @@ class Batcher:
 
     def __contains__(self, stream_id: object) -> bool:
         return stream_id in self._streams
+
+
+def _nbytes(item: Item) -> int:
+    samples = item.message.samples
+    return 0 if samples is None else samples.nbytes
 
 
 def _reset_of(message: IngestMessage) -> IngestMessage:

@@ -43,6 +43,9 @@ class IngestConfig(_Section):
         description="all streams: at this many queued chunks the "
         "daemon stops reading and producers' PUSH blocks (lossless backpressure)",
     )
+    max_queued_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="the same bound on the queued payload bytes (memory)"
+    )
 
 
 class PublishConfig(_Section):

@@ -86,6 +86,7 @@ class DaemonMetrics:
         self.gaps = Counter("streamer_gaps", "Sequence gaps seen", registry=r)
         self.events = Counter("streamer_detections", "Keyword events published", registry=r)
         self.queued_chunks = Gauge("streamer_queued_chunks", "Chunks waiting in per-stream queues", registry=r)
+        self.queued_bytes = Gauge("streamer_queued_bytes", "Payload bytes waiting in per-stream queues", registry=r)
         self.max_queue_depth = Gauge("streamer_max_stream_queue_depth", "Deepest per-stream queue", registry=r)
         self.lag = Gauge("streamer_lag_seconds", "Age of the oldest queued chunk", registry=r)
         self.ingest_paused = Gauge("streamer_ingest_paused", "1 while reading is paused (backpressure)", registry=r)

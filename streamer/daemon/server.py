@@ -214,7 +214,7 @@ class Daemon:
         while not self._stop_requests:
             # One turn: read what has arrived (bounded), step at most one batch, repeat. Alternating keeps
             # ZeroMQ's pipes flowing while a backlog is stepped, instead of reading in large stalls.
-            paused = self.batcher.queued >= self.config.ingest.max_queued_chunks
+            paused = self._ingest_full()
             self.metrics.ingest_paused.set(paused)
             if not paused:
                 due = self._batch_due(time.monotonic())
@@ -243,12 +243,16 @@ class Daemon:
         full = self.batcher.streams_ready() >= self.config.batch.max_batch
         return full or now_s - oldest_s >= self.config.batch.max_delay_ms / 1000
 
+    def _ingest_full(self) -> bool:
+        """Backpressure: stop reading (producers' PUSH then blocks) at the queued chunk or byte bound."""
+        ingest = self.config.ingest
+        return self.batcher.queued >= ingest.max_queued_chunks or self.batcher.queued_bytes >= ingest.max_queued_bytes
+
     def _read(self, sock: zmq.Socket[bytes]) -> None:
-        limit = self.config.ingest.max_queued_chunks
         self._accepted = 0
         try:
             for _ in range(READ_BUDGET):
-                if self.batcher.queued >= limit:
+                if self._ingest_full():
                     return
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -425,6 +429,7 @@ class Daemon:
         self._report_lag(now_s)
         self.metrics.active_streams.set(len(self.batcher))
         self.metrics.queued_chunks.set(self.batcher.queued)
+        self.metrics.queued_bytes.set(self.batcher.queued_bytes)
         self.metrics.max_queue_depth.set(self.batcher.max_depth())
         if self._rates.due(now_s):
             self.notifier.status(self._status_line())

@@ -53,6 +53,7 @@ def test_full_queue_drops_oldest_or_refuses_newest() -> None:
         batcher.add(data("a", 1), 0.0)
     dropped = drop.add(data("a", 2), 0.0)
     assert [(n.code, n.seq, n.accepted) for n in dropped] == [("overload", 0, True)]
+    assert drop.queued == 2 and drop.queued_bytes == 2 * 320  # bounded in chunks and in bytes
     assert [item.message.seq for item in (drop.take(1) + drop.take(1))] == [1, 2]
     refused = refuse.add(data("a", 2), 0.0)
     assert [(n.code, n.seq, n.accepted) for n in refused] == [("overload", 2, False)]
@@ -89,6 +90,7 @@ def test_batches_hold_one_item_per_stream_and_keep_each_stream_in_order(
             seq = next_seq.get(stream, 0)
             next_seq[stream] = seq + 1
             assert batcher.add(data(stream, seq), 0.0) == []
+    assert batcher.queued_bytes == 320 * batcher.queued
     seen: dict[str, list[int]] = {}
     while batcher.queued:
         batch = batcher.take(max_batch)
@@ -97,3 +99,4 @@ def test_batches_hold_one_item_per_stream_and_keep_each_stream_in_order(
         for item in batch:
             seen.setdefault(item.stream_id, []).append(item.message.seq)
     assert seen == {stream: list(range(count)) for stream, count in next_seq.items()}
+    assert batcher.queued_bytes == 0

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 from daemon_helpers import DaemonProcess, collect, speechlike, stitch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamer import Pipeline
 from streamer.client import Producer, Subscriber
-from streamer.daemon.protocol import ANSWER_CODES, OutputMessage
+from streamer.daemon.protocol import ANSWER_CODES, OutputMessage, encode_ingest
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_PAYLOAD = 32_000
@@ -219,3 +220,35 @@ def test_systemd_unit_exposure_is_at_most_2(unit_file: Path) -> None:
     assert float(line.split(":")[1].split()[0]) <= 2.0, line
     text = unit_file.read_text()
     assert "Type=notify" in text and "WatchdogSec=" in text and "RestartPreventExitStatus=2 3" in text
+
+
+def test_queue_bounds_push_back_on_producers_without_losing_anything(
+    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
+) -> None:
+    """At ingest.max_queued_bytes the daemon stops reading: a producer's PUSH blocks (EAGAIN when non-blocking);
+    every message that was sent is still answered."""
+    sections = {
+        "ingest": {"max_queued_bytes": 65_536, "receive_hwm": 10},
+        "batch": {"max_batch": 1},
+        "streams": {"max_queued_per_stream": 10_000},
+    }
+    daemon = daemon_factory(keyword_model, sections)
+    chunk = speechlike(1.0)  # 32 kB: two of them fill the daemon's queues
+    streams = [f"bp{i}" for i in range(10)]
+    with Producer(daemon.ingest, send_hwm=10) as producer, Subscriber(daemon.publish, streams, ["pred"]) as subscriber:
+        time.sleep(0.3)
+        sent, refused = 0, 0
+        for index in range(3000):
+            stream_id = streams[index % len(streams)]
+            frames = encode_ingest(stream_id, producer.next_seq.get(stream_id, 0), "data", chunk, 16000)
+            try:
+                producer.socket.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                refused += 1
+                time.sleep(0.001)
+                continue
+            producer.next_seq[stream_id] = producer.next_seq.get(stream_id, 0) + 1
+            sent += 1
+        assert refused > 0  # the bound reached the producer
+        messages = collect(subscriber, lambda ms: len(ms) == sent, timeout_s=120)
+    assert {m.stream_id: m.header["seq"] for m in messages} == {s: producer.next_seq[s] - 1 for s in streams}
