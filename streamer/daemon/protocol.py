@@ -24,7 +24,17 @@ Kind = Literal["data", "reset", "end"]
 DTYPES: dict[str, np.dtype[Any]] = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 KINDS: tuple[str, ...] = ("data", "reset", "end")
 ANSWER_CODES = frozenset(
-    {"bad_frames", "bad_header", "bad_version", "bad_payload", "bad_seq", "overload", "capacity", "shutdown"}
+    {
+        "bad_frames",
+        "bad_header",
+        "bad_version",
+        "bad_payload",
+        "bad_seq",
+        "overload",
+        "capacity",
+        "shutdown",
+        "internal_error",
+    }
 )
 """Status codes that answer a data message in place of its `pred` (`gap` and `reset` only inform)."""
 MAX_RATE_HZ = 1_000_000

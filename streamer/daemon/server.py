@@ -274,6 +274,10 @@ class Daemon:
         except ProtocolError as exc:
             self._refuse(stream_id, exc, now_s)
             return
+        except Exception:  # a decoder bug must not take the daemon down: answer, log the traceback, go on
+            log.exception("decoding a message of stream %s failed (a bug: please report it)", stream_id)
+            self._refuse(stream_id, ProtocolError("internal_error", "the daemon failed to decode this message"), now_s)
+            return
         notices = self.batcher.add(message, now_s)
         for notice in notices:
             self._publish_notice(notice)
@@ -311,7 +315,16 @@ class Daemon:
             return
         chunks = {stream_id: item.message.samples for stream_id, item in group.items()}
         rates = {stream_id: item.message.rate_hz for stream_id, item in group.items()}
-        report = self.pipeline.push_report(chunks, rate_hz=rates)  # type: ignore[arg-type]
+        try:
+            report = self.pipeline.push_report(chunks, rate_hz=rates)  # type: ignore[arg-type]
+        except Exception:  # a bug in a frontend or the engine: every chunk of the batch still gets its answer
+            log.exception("stepping a batch of %d stream(s) failed (a bug: please report it)", len(chunks))
+            for stream_id, item in group.items():
+                self.metrics.messages["internal_error"].inc()
+                self._send_status(
+                    stream_id, "internal_error", "the daemon failed to step this chunk (logged)", seq=item.message.seq
+                )
+            return
         self.metrics.engine_calls.inc()
         self.metrics.batch_size.observe(len(chunks))
         self._answer(group, report.scores, report.step0, report.errors)
