@@ -335,7 +335,7 @@ def cpu_per_message(model: Path, streams: int = 1000, rounds: int = 6) -> dict[s
                 for stream in range(streams):
                     daemon._accept(frames(stream, seq), time.monotonic())
                 while daemon.batcher.queued:
-                    daemon._step(daemon.batcher.take(batch))
+                    daemon.stepper.step(daemon.batcher.take(batch))
                 if seq >= 2:
                     spent += time.thread_time() - started
             result[f"daemon_us_batch_{batch}"] = round(spent / (rounds * streams) * 1e6, 1)

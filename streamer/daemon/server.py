@@ -1,8 +1,8 @@
-"""The daemon: owns the lifecycle (bind, ready, serve, drain, exit) and wires ingest → batcher → pipeline → publish.
+"""The daemon: owns the lifecycle (bind, ready, serve, drain, exit) and wires ingest → batcher → stepper → publish.
 
-One thread does the work, synchronously: read what the sockets hold (bounded), file it per stream, and when a
-batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) step it through the model in
-one pipeline call per sample rate and publish the answers. Signals only set flags; the loop acts on them.
+One thread does the work, synchronously: read what the sockets hold (bounded), file it per stream (batcher.py),
+and when a batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it to the
+stepper (stepper.py: one pipeline call, then the answers). Signals only set flags; the loop acts on them.
 """
 
 from __future__ import annotations
@@ -11,47 +11,29 @@ import gc
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import numpy as np
 import zmq
 
 from streamer.daemon import protocol
-from streamer.daemon.batcher import Batcher, BatcherPolicy, Item, Notice
+from streamer.daemon.batcher import Batcher, BatcherPolicy, Notice
 from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
 from streamer.daemon.metrics import DaemonMetrics
 from streamer.daemon.mic import ENDPOINT as MIC_ENDPOINT
 from streamer.daemon.mic import MicrophoneBridge
 from streamer.daemon.publisher import Publisher, bind
+from streamer.daemon.rates import RateLimitedLog, Rates
+from streamer.daemon.stepper import Stepper, build_detector
 from streamer.daemon.systemd import Notifier
-from streamer.detect import DetectionParams, Detector
-from streamer.errors import CapacityError, ConfigError, ProtocolError, StreamerError
+from streamer.errors import ConfigError, ProtocolError, StreamerError
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 READ_BUDGET = 2048  # messages read per loop turn before the loop gets to step a batch
 HOUSEKEEPING_S = 0.5
 IDLE_POLL_MS = 100
-
-
-@dataclass
-class _RateLimitedLog:
-    """Logs at most one line per code per `interval_s`, with a count of the lines it held back."""
-
-    interval_s: float = 1.0
-    last_s: dict[str, float] = field(default_factory=dict)
-    held: dict[str, int] = field(default_factory=dict)
-
-    def warning(self, code: str, text: str, now_s: float) -> None:
-        if now_s - self.last_s.get(code, float("-inf")) < self.interval_s:
-            self.held[code] = self.held.get(code, 0) + 1
-            return
-        held = self.held.pop(code, 0)
-        self.last_s[code] = now_s
-        log.warning("%s%s", text, f" (+{held} similar since last report)" if held else "")
 
 
 class Daemon:
@@ -72,11 +54,10 @@ class Daemon:
             max_streams=config.streams.max_streams,
         )
         self.spec = self.pipeline.engine.spec
-        self._pred = protocol.PredEncoder(self.spec.labels)
-        self.detector = self._make_detector(config)
         self.batcher = Batcher(self._batcher_policy(config))
+        self.stepper = Stepper(self.pipeline, build_detector(self.pipeline, config), self.batcher, self.metrics)
         self._limits = protocol.IngestLimits(max_payload_bytes=config.ingest.max_payload_bytes)
-        self._bad_log = _RateLimitedLog()
+        self._bad_log = RateLimitedLog()
         self._overload_reported: dict[str, float] = {}
         self._stop_requests = 0
         self._reload_requested = False
@@ -84,9 +65,8 @@ class Daemon:
         self._ingest: list[zmq.Socket[bytes]] = []
         self.publisher: Publisher | None = None
         self.endpoints: dict[str, str] = {}
-        self._rates = _Rates()
+        self._rates = Rates()
         self._sources: list[MicrophoneBridge] = []
-        self._chunk_s: dict[str, float] = {}  # duration of each stream's last chunk (gap_policy bridge)
         self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
 
     # -- setup -----------------------------------------------------------------------------------------------
@@ -99,23 +79,6 @@ class Daemon:
             config.streams.gap_policy,
             config.overload.policy,
         )
-
-    def _make_detector(self, config: DaemonConfig) -> Detector | None:
-        if not config.detection.enabled:
-            return None
-        step_period_s = self.pipeline.step_period_s
-        if step_period_s is None:
-            if "streamer.detection" in self.spec.metadata:
-                log.warning("detection off: the model's frontend does not say how long a step is")
-            return None
-        params = DetectionParams.resolve(
-            self.spec.labels,
-            self.spec.metadata,
-            step_period_s,
-            config.detection.overrides(),
-            self.spec.scores == "logits",
-        )
-        return None if params is None else Detector(params)
 
     def bind(self) -> None:
         """Bind ingest, publish and metrics; raises ConfigError naming the endpoint that failed."""
@@ -139,6 +102,7 @@ class Daemon:
             self.context, self.config.publish.endpoint, self.config.publish.send_hwm, self.metrics
         )
         self.endpoints["publish"] = self.publisher.endpoint
+        self.stepper.publisher = self.publisher
         if self.config.metrics.enabled:
             port = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
             self.endpoints["metrics"] = f"http://{self.config.metrics.host}:{port}/metrics"
@@ -200,6 +164,7 @@ class Daemon:
         if self.publisher is not None:
             self.publisher.close(linger_ms=1000)
             self.publisher = None
+            self.stepper.publisher = None
         self.metrics.close()
         self.context.term()
         self.notifier.close()
@@ -222,7 +187,7 @@ class Daemon:
                     self._read(sock)
             now_s = time.monotonic()
             if self._batch_due(now_s):
-                self._step(self.batcher.take(self.config.batch.max_batch))
+                self.stepper.step(self.batcher.take(self.config.batch.max_batch))
                 now_s = time.monotonic()
             if now_s >= next_housekeeping_s:
                 self._housekeeping(now_s)
@@ -299,125 +264,7 @@ class Daemon:
         self._send_status(notice.stream_id, notice.code, notice.message, seq=notice.seq)
 
     def _send_status(self, stream_id: str | None, code: str, message: str, **extra: Any) -> None:
-        if self.publisher is not None:
-            self.publisher.send("status", protocol.encode_status(stream_id, code, message, **extra))
-
-    # -- stepping --------------------------------------------------------------------------------------------
-
-    def _step(self, items: list[Item]) -> None:
-        group: dict[str, Item] = {}
-        for item in items:
-            if item.message.kind == "data":
-                group[item.stream_id] = item
-            else:
-                self._control(item)
-        if not group:
-            return
-        chunks = {stream_id: item.message.samples for stream_id, item in group.items()}
-        rates = {stream_id: item.message.rate_hz for stream_id, item in group.items()}
-        try:
-            report = self.pipeline.push_report(chunks, rate_hz=rates)  # type: ignore[arg-type]
-        except Exception:  # a bug in a frontend or the engine: every chunk of the batch still gets its answer
-            log.exception("stepping a batch of %d stream(s) failed (a bug: please report it)", len(chunks))
-            for stream_id, item in group.items():
-                self.metrics.messages["internal_error"].inc()
-                self._send_status(
-                    stream_id, "internal_error", "the daemon failed to step this chunk (logged)", seq=item.message.seq
-                )
-            return
-        self.metrics.engine_calls.inc()
-        self.metrics.batch_size.observe(len(chunks))
-        self._answer(group, report.scores, report.step0, report.errors)
-
-    def _control(self, item: Item) -> None:
-        message = item.message
-        if item.bridge_messages:
-            self._bridge(message.stream_id, item.bridge_messages)
-            return
-        if message.kind == "reset":
-            self.pipeline.reset(message.stream_id)
-            if self.detector is not None:
-                self.detector.reset(message.stream_id)
-            if not item.synthetic:
-                self._send_status(message.stream_id, "reset", "state reset", seq=message.seq)
-            return
-        self.pipeline.end(message.stream_id)
-        if self.detector is not None:
-            self.detector.end(message.stream_id)
-        self.batcher.forget(message.stream_id)
-        self._chunk_s.pop(message.stream_id, None)
-        self._send_status(message.stream_id, "ended", "stream ended, state freed", seq=message.seq)
-
-    def _bridge(self, stream_id: str, missing: int) -> None:
-        """gap_policy bridge: let the frontend fill the hole (sensor: hold the last frame up to max_fill_s) and
-        step the filled frames, or reset the stream when the hole is too long. Frontends without `bridge_gap`
-        (audio, identity) keep the state as `continue` does."""
-        bridge = getattr(self.pipeline.frontend, "bridge_gap", None)
-        chunk_s = self._chunk_s.get(stream_id)
-        if bridge is None or chunk_s is None:
-            return
-        missing_s = missing * chunk_s
-        try:
-            filled = bridge(stream_id, missing_s)
-            if filled is None:
-                self.pipeline.reset(stream_id)
-                if self.detector is not None:
-                    self.detector.reset(stream_id)
-                self._send_status(
-                    stream_id,
-                    "reset",
-                    f"a hole of ~{missing_s:.3g} s ({missing} message(s) of "
-                    f"{chunk_s:.3g} s) is too long to bridge: state reset",
-                )
-            elif len(filled):
-                self.pipeline.engine.step({stream_id: filled})
-        except StreamerError as exc:
-            log.warning("stream %s: could not bridge a gap of %d message(s): %s", stream_id, missing, exc)
-
-    def _answer(
-        self,
-        group: dict[str, Item],
-        scores: dict[str, np.ndarray],
-        step0: dict[str, int],
-        errors: dict[str, StreamerError],
-    ) -> None:
-        assert self.publisher is not None
-        now_s, wall_ns = time.monotonic(), time.time_ns()
-        encode = self._pred.encode
-        preds, latencies_s, e2e_ns, steps = [], [], [], 0
-        for stream_id, stream_scores in scores.items():
-            message = group[stream_id].message
-            if message.samples is not None and message.rate_hz:
-                self._chunk_s[stream_id] = len(message.samples) / message.rate_hz
-            latency_s = now_s - group[stream_id].received_s
-            preds.append(
-                encode(stream_id, message.seq, step0[stream_id], stream_scores, latency_s * 1000, message.t_ns)
-            )
-            latencies_s.append(latency_s)
-            if message.t_ns is not None:
-                e2e_ns.append(wall_ns - message.t_ns)
-            steps += len(stream_scores)
-        self.publisher.send_many("pred", preds)
-        if self.detector is not None:
-            self._detect(group, scores, step0)
-        for stream_id, error in errors.items():
-            code = "capacity" if isinstance(error, CapacityError) else "bad_payload"
-            self.metrics.messages[code].inc()
-            self._send_status(stream_id, code, str(error), seq=group[stream_id].message.seq)
-        self.metrics.latency.observe_many(np.asarray(latencies_s))
-        self.metrics.e2e_latency.observe_many(np.maximum(np.asarray(e2e_ns, np.float64) / 1e9, 0.0))
-        self.metrics.steps.inc(steps)
-        self._rates.steps += steps
-
-    def _detect(self, group: dict[str, Item], scores: dict[str, np.ndarray], step0: dict[str, int]) -> None:
-        assert self.publisher is not None and self.detector is not None
-        found = self.detector.push_many([(stream_id, s, step0[stream_id]) for stream_id, s in scores.items()])
-        for stream_id, event in found:
-            frames = protocol.encode_event(
-                stream_id, event.label, event.score, event.step, event.t_s, seq=group[stream_id].message.seq
-            )
-            self.publisher.send("event", frames)
-            self.metrics.events.inc()
+        self.stepper.send_status(stream_id, code, message, **extra)
 
     # -- housekeeping ----------------------------------------------------------------------------------------
 
@@ -427,11 +274,8 @@ class Daemon:
             self.reload()
         evicted = self.batcher.evict_idle(self.config.streams.idle_timeout_s, now_s)
         for stream_id in evicted:
-            self.pipeline.end(stream_id)
-            if self.detector is not None:
-                self.detector.end(stream_id)
+            self.stepper.forget(stream_id)
             self._overload_reported.pop(stream_id, None)
-            self._chunk_s.pop(stream_id, None)
             self._send_status(
                 stream_id,
                 "evicted",
@@ -444,6 +288,8 @@ class Daemon:
         self.metrics.queued_chunks.set(self.batcher.queued)
         self.metrics.queued_bytes.set(self.batcher.queued_bytes)
         self.metrics.max_queue_depth.set(self.batcher.max_depth())
+        self._rates.steps += self.stepper.steps
+        self.stepper.steps = 0
         if self._rates.due(now_s):
             self.notifier.status(self._status_line())
 
@@ -485,12 +331,12 @@ class Daemon:
         }
         config = DaemonConfig.model_construct(**values)
         try:
-            detector = self._make_detector(config)
+            detector = build_detector(self.pipeline, config)
         except StreamerError as exc:
             log.error("reload refused, detection unchanged: %s", exc)
             return
         self.config = config
-        self.detector = detector
+        self.stepper.detector = detector
         self.batcher.policy = self._batcher_policy(config)
         logging.getLogger("streamer").setLevel(config.log_level)
         log.info("configuration reloaded (%s)", ", ".join(RELOADABLE))
@@ -505,7 +351,7 @@ class Daemon:
             "stopping: draining %d queued chunks (drain_timeout_s %g)", self.batcher.queued, self.config.drain_timeout_s
         )
         while self.batcher.queued and time.monotonic() < deadline_s and self._stop_requests < 2:
-            self._step(self.batcher.take(self.config.batch.max_batch))
+            self.stepper.step(self.batcher.take(self.config.batch.max_batch))
             self.notifier.watchdog()
         leftover = self.batcher.drain_all()
         for item in leftover:
@@ -516,27 +362,6 @@ class Daemon:
         for stream_id, last_seq in self.batcher.last_seqs().items():
             self._send_status(stream_id, "shutdown", "daemon stopping: stream closed", last_seq=last_seq)
         log.info("drained: %d chunk(s) unprocessed at the deadline, exit", len(leftover))
-
-
-@dataclass
-class _Rates:
-    """Messages and steps per second over the last STATUS interval."""
-
-    interval_s: float = 2.0
-    messages: int = 0
-    steps: int = 0
-    messages_per_s: float = 0.0
-    steps_per_s: float = 0.0
-    since_s: float = field(default_factory=time.monotonic)
-
-    def due(self, now_s: float) -> bool:
-        elapsed_s = now_s - self.since_s
-        if elapsed_s < self.interval_s:
-            return False
-        self.messages_per_s, self.steps_per_s = self.messages / elapsed_s, self.steps / elapsed_s
-        self.messages = self.steps = 0
-        self.since_s = now_s
-        return True
 
 
 def serve(config: DaemonConfig, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> int:
