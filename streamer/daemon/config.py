@@ -56,9 +56,9 @@ class PublishConfig(_Section):
 
 
 class BatchConfig(_Section):
-    max_batch: int = Field(default=512, ge=1, description="most streams stepped in one engine call")
+    max_batch: int = Field(default=128, ge=1, description="most streams stepped in one engine call")
     max_delay_ms: float = Field(
-        default=5.0, ge=0, le=10_000, description="longest a ready chunk waits for a fuller batch"
+        default=10.0, ge=0, le=10_000, description="longest a ready chunk waits for a fuller batch"
     )
 
 
