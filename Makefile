@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench bench-sensor lint soak clean
+.PHONY: setup run test bench bench-daemon bench-sensor lint soak clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ bench: setup
 	$(BIN)/streamer bench engine
 	$(BIN)/streamer bench frontend
 	$(BIN)/streamer bench fuzz --messages 100000
+
+bench-daemon: setup  # about 8 minutes: capacity search for the daemon and the naive baseline
+	$(BIN)/streamer bench daemon
 
 soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
 	$(BIN)/streamer bench soak --streams 700 --minutes 10

@@ -49,6 +49,11 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build_app()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for area in AREAS:  # an area may rewrite forms typer cannot parse (serve's optional-value `--mic [DEVICE]`)
+        normalize = getattr(sys.modules.get(area), "normalize_argv", None)
+        if normalize is not None:
+            argv = normalize(argv)
     try:
         # Standalone mode: typer reports usage errors itself (exit code 2) and exits with the command's code.
         app(args=argv, standalone_mode=True)
