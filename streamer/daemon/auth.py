@@ -8,6 +8,7 @@ The allowed-keys directory is re-read on `reload()` (the daemon calls it on SIGH
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 from pathlib import Path
@@ -20,6 +21,20 @@ from streamer.errors import ConfigError
 
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint is reachable only from this machine (loopback TCP, ipc, inproc)."""
+    transport, _, address = endpoint.partition("://")
+    if transport in ("ipc", "inproc"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost", "::1"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # an interface name or wildcard (`*`, `eth0`): reachable from outside
 
 
 def generate_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:

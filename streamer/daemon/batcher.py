@@ -40,6 +40,7 @@ class Notice:
     message: str
     seq: int | None
     accepted: bool
+    resend_from: int | None = None  # code `resend`: the seq the producer should send next
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class _Stream:
     queue: deque[Item] = field(default_factory=deque)
     next_seq: int | None = None
     last_seen_s: float = 0.0
+    resync: bool = False  # restored from a snapshot: only `next_seq` (or seq 0) continues the stream
 
 
 @dataclass
@@ -97,11 +99,31 @@ class Batcher:
         self._push(stream, Item(message, now_s))
         return notices
 
+    def restore(self, next_seqs: dict[str, int], now_s: float) -> None:
+        """After a restart from a snapshot: each stream continues at its seq; a producer that is further along is
+        told (status `resend`) to send again from there, so the restored state sees every chunk exactly once."""
+        for stream_id, next_seq in next_seqs.items():
+            self._streams[stream_id] = _Stream(next_seq=next_seq, last_seen_s=now_s, resync=True)
+
     def _check_seq(self, stream: _Stream, message: IngestMessage, now_s: float) -> list[Notice]:
         expected = stream.next_seq
         if expected is None or message.seq == expected:
+            stream.resync = False
             return []
         stream_id = message.stream_id
+        if stream.resync and message.seq > expected:
+            return [
+                Notice(
+                    stream_id,
+                    "resend",
+                    f"the daemon restarted from a snapshot that holds this stream up to seq {expected - 1}: "
+                    f"resend from seq {expected} (message dropped)",
+                    message.seq,
+                    False,
+                    resend_from=expected,
+                )
+            ]
+        stream.resync = False
         if message.seq == 0:
             self._push(stream, Item(_reset_of(message), now_s, synthetic=True))
             return [

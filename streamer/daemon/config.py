@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streamer.errors import ConfigError
@@ -117,6 +117,31 @@ class MicConfig(_Section):
     chunk_ms: float = Field(default=100.0, gt=0, le=1000, description="microphone chunk length")
 
 
+class SecurityConfig(_Section):
+    curve: bool = Field(default=False, description="CurveZMQ authentication and encryption on ingest and publish")
+    server_secret_key: Path | None = Field(
+        default=None, description="the daemon's NAME.key_secret (`streamer keys generate`), mode 0600"
+    )
+    allowed_clients_dir: Path | None = Field(
+        default=None, description="directory of allowed producers' and subscribers' NAME.key files (re-read on SIGHUP)"
+    )
+
+    @model_validator(mode="after")
+    def _curve_needs_keys(self) -> SecurityConfig:
+        if self.curve and (self.server_secret_key is None or self.allowed_clients_dir is None):
+            raise ValueError("curve = true needs server_secret_key and allowed_clients_dir")
+        return self
+
+
+class PersistenceConfig(_Section):
+    snapshot_path: Path | None = Field(
+        default=None, description="file for all streams' state, restored at start; unset: state is not kept"
+    )
+    snapshot_period_s: float = Field(
+        default=30.0, gt=0, description="seconds between snapshots (also written at shutdown after the drain)"
+    )
+
+
 class DaemonConfig(BaseSettings):
     """Everything `streamer serve` needs. Sections are frozen; SIGHUP builds a new one."""
 
@@ -133,13 +158,15 @@ class DaemonConfig(BaseSettings):
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     mic: MicConfig = Field(default_factory=MicConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    persistence: PersistenceConfig = Field(default_factory=PersistenceConfig)
     drain_timeout_s: float = Field(default=10.0, gt=0, description="SIGTERM: longest the daemon drains before exiting")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )
 
 
-RELOADABLE = ("batch", "streams", "overload", "detection", "log_level", "drain_timeout_s")
+RELOADABLE = ("batch", "streams", "overload", "detection", "log_level", "drain_timeout_s", "persistence")
 """Sections SIGHUP applies; the others (model, sockets, metrics, mic) need a restart."""
 
 

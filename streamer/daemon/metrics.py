@@ -25,6 +25,8 @@ OUTCOMES = (
     "capacity",
     "refused",
     "internal_error",
+    "resend",
+    "unauthorized",
 )
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -90,6 +92,12 @@ class DaemonMetrics:
         self.queued_bytes = Gauge("streamer_queued_bytes", "Payload bytes waiting in per-stream queues", registry=r)
         self.max_queue_depth = Gauge("streamer_max_stream_queue_depth", "Deepest per-stream queue", registry=r)
         self.lag = Gauge("streamer_lag_seconds", "Age of the oldest queued chunk", registry=r)
+        self.snapshot_seconds = Histogram(
+            "streamer_snapshot_seconds",
+            "Time to write a state snapshot (persistence.snapshot_path)",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self.ingest_paused = Gauge("streamer_ingest_paused", "1 while reading is paused (backpressure)", registry=r)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None

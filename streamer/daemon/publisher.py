@@ -8,6 +8,7 @@ losses from `seq` (see docs/protocol.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import zmq
 
@@ -30,11 +31,18 @@ class Publisher:
     """Owns the PUB socket; one `send` per message, never blocking."""
 
     def __init__(
-        self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, send_hwm: int, metrics: DaemonMetrics
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        send_hwm: int,
+        metrics: DaemonMetrics,
+        configure: Callable[[zmq.Socket[bytes]], None] | None = None,
     ) -> None:
         self.socket = context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, send_hwm)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if configure is not None:  # e.g. CURVE server keys, which must be set before bind
+            configure(self.socket)
         self.endpoint = bind(self.socket, endpoint, "publish.endpoint")
         self.metrics = metrics
         self._sent = {kind: metrics.published[kind] for kind in ("pred", "event", "status")}

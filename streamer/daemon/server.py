@@ -18,6 +18,7 @@ from typing import Any
 import zmq
 
 from streamer.daemon import protocol
+from streamer.daemon.auth import ClientAllowList, is_loopback, make_server
 from streamer.daemon.batcher import Batcher, BatcherPolicy, Notice
 from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
 from streamer.daemon.metrics import DaemonMetrics
@@ -27,7 +28,7 @@ from streamer.daemon.publisher import Publisher, bind
 from streamer.daemon.rates import RateLimitedLog, Rates
 from streamer.daemon.stepper import Stepper, build_detector
 from streamer.daemon.systemd import Notifier
-from streamer.errors import ConfigError, ProtocolError, StreamerError
+from streamer.errors import ConfigError, ProtocolError, SnapshotError, StreamerError
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class Daemon:
         self._rates = Rates()
         self._sources: list[MicrophoneBridge] = []
         self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
+        self.allow_list: ClientAllowList | None = None
+        self._next_snapshot_s = time.monotonic() + config.persistence.snapshot_period_s
+        self._restore_snapshot()
 
     # -- setup -----------------------------------------------------------------------------------------------
 
@@ -82,9 +86,24 @@ class Daemon:
 
     def bind(self) -> None:
         """Bind ingest, publish and metrics; raises ConfigError naming the endpoint that failed."""
+        security = self.config.security
+        if security.curve:
+            assert security.allowed_clients_dir is not None
+            self.allow_list = ClientAllowList(self.context, security.allowed_clients_dir)
+        else:
+            for role, endpoint in (("ingest", self.config.ingest.endpoint), ("publish", self.config.publish.endpoint)):
+                if not is_loopback(endpoint):
+                    log.warning(
+                        "%s.endpoint %s is not loopback and security.curve is off: anyone who can reach it can "
+                        "%s (see docs/security.md)",
+                        role,
+                        endpoint,
+                        "send data" if role == "ingest" else "read every prediction",
+                    )
         pull = self.context.socket(zmq.PULL)
         pull.setsockopt(zmq.RCVHWM, self.config.ingest.receive_hwm)
         pull.setsockopt(zmq.LINGER, 0)
+        self._secure(pull)
         self.endpoints["ingest"] = bind(pull, self.config.ingest.endpoint, "ingest.endpoint")
         self._ingest.append(pull)
         if self.config.ingest.subscribe:
@@ -98,14 +117,22 @@ class Daemon:
                 except zmq.ZMQError as exc:
                     raise ConfigError(f"ingest.subscribe: cannot connect {endpoint!r}: {exc}") from None
             self._ingest.append(sub)
-        self.publisher = Publisher(
-            self.context, self.config.publish.endpoint, self.config.publish.send_hwm, self.metrics
-        )
-        self.endpoints["publish"] = self.publisher.endpoint
-        self.stepper.publisher = self.publisher
+        self._bind_publisher(self.config.publish.endpoint)
         if self.config.metrics.enabled:
             port = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
             self.endpoints["metrics"] = f"http://{self.config.metrics.host}:{port}/metrics"
+
+    def _secure(self, socket: zmq.Socket[bytes]) -> None:
+        if self.config.security.curve:
+            assert self.config.security.server_secret_key is not None
+            make_server(socket, self.config.security.server_secret_key)
+
+    def _bind_publisher(self, endpoint: str) -> None:
+        self.publisher = Publisher(
+            self.context, endpoint, self.config.publish.send_hwm, self.metrics, configure=self._secure
+        )
+        self.endpoints["publish"] = self.publisher.endpoint
+        self.stepper.publisher = self.publisher
 
     def add_microphone(self) -> None:
         """`mic.enabled`: capture from the microphone as stream `mic.stream_id` through the normal ingest path."""
@@ -166,6 +193,9 @@ class Daemon:
             self.publisher = None
             self.stepper.publisher = None
         self.metrics.close()
+        if self.allow_list is not None:
+            self.allow_list.stop()
+            self.allow_list = None
         self.context.term()
         self.notifier.close()
 
@@ -215,12 +245,22 @@ class Daemon:
 
     def _read(self, sock: zmq.Socket[bytes]) -> None:
         self._accepted = 0
+        # Under CURVE, a socket whose peers authenticated (PULL) is checked message by message against the current
+        # allow-list: ZeroMQ authenticates a connection only once, and a key removed on SIGHUP must stop at once.
+        allow = self.allow_list if sock.socket_type == zmq.PULL else None
         try:
             for _ in range(READ_BUDGET):
                 if self._ingest_full():
                     return
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    if allow is None:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    else:
+                        parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        if not allow.admits(parts[0]):
+                            self._unauthorized(parts[0])
+                            continue
+                        frames = [part.bytes for part in parts]
                 except zmq.Again:
                     return
                 self._accept(frames, time.monotonic())
@@ -249,6 +289,15 @@ class Daemon:
         if not notices or notices[-1].accepted:
             self._accepted += 1
 
+    def _unauthorized(self, frame: zmq.Frame) -> None:
+        """A message over a connection whose key is no longer allowed: dropped, counted, never answered."""
+        self.metrics.messages["unauthorized"].inc()
+        self._bad_log.warning(
+            "unauthorized",
+            f"dropped a message from client key {frame.get('User-Id')} (no longer in security.allowed_clients_dir)",
+            time.monotonic(),
+        )
+
     def _refuse(self, stream_id: str | None, exc: ProtocolError, now_s: float) -> None:
         self.metrics.messages[exc.code].inc()
         self._bad_log.warning(exc.code, f"refused message for stream {stream_id or '?'}: {exc}", now_s)
@@ -261,7 +310,8 @@ class Daemon:
             self.metrics.overload.inc()
         if not notice.accepted:
             self.metrics.messages[notice.code if notice.code in self.metrics.messages else "refused"].inc()
-        self._send_status(notice.stream_id, notice.code, notice.message, seq=notice.seq)
+        extra = {} if notice.resend_from is None else {"resend_from": notice.resend_from}
+        self._send_status(notice.stream_id, notice.code, notice.message, seq=notice.seq, **extra)
 
     def _send_status(self, stream_id: str | None, code: str, message: str, **extra: Any) -> None:
         self.stepper.send_status(stream_id, code, message, **extra)
@@ -290,6 +340,9 @@ class Daemon:
         self.metrics.max_queue_depth.set(self.batcher.max_depth())
         self._rates.steps += self.stepper.steps
         self.stepper.steps = 0
+        if self.config.persistence.snapshot_path is not None and now_s >= self._next_snapshot_s:
+            self._snapshot()
+            self._next_snapshot_s = now_s + self.config.persistence.snapshot_period_s
         if self._rates.due(now_s):
             self.notifier.status(self._status_line())
 
@@ -338,8 +391,58 @@ class Daemon:
         self.config = config
         self.stepper.detector = detector
         self.batcher.policy = self._batcher_policy(config)
+        self._reload_keys()
         logging.getLogger("streamer").setLevel(config.log_level)
         log.info("configuration reloaded (%s)", ", ".join(RELOADABLE))
+
+    def _reload_keys(self) -> None:
+        """Re-read the allowed client keys. Subscribers whose key was removed are cut off by rebinding the PUB
+        socket (the others reconnect by themselves); producers' messages are checked one by one in `_read`."""
+        if self.allow_list is None:
+            return
+        removed = self.allow_list.reload()
+        log.info("client keys reloaded: %d allowed, %d removed", len(self.allow_list.allowed), len(removed))
+        if removed and self.publisher is not None:
+            endpoint = self.publisher.endpoint
+            self.publisher.close(linger_ms=0)
+            self._bind_publisher(endpoint)
+
+    # -- persistence -----------------------------------------------------------------------------------------
+
+    def _restore_snapshot(self) -> None:
+        """Start from the last snapshot if there is one that fits this model; otherwise start clean."""
+        path = self.config.persistence.snapshot_path
+        if path is None or not path.exists():
+            return
+        try:
+            annotations = self.pipeline.restore(path)
+        except SnapshotError as exc:
+            log.error("not restoring state, starting clean: %s", exc)
+            return
+        answered = annotations.get("answered_seq", {})
+        next_seqs = {s: int(q) + 1 for s, q in answered.items() if isinstance(q, int)}
+        self.batcher.restore(next_seqs, time.monotonic())
+        self.stepper.answered_seq.update({s: q - 1 for s, q in next_seqs.items()})
+        age_s = time.time() - path.stat().st_mtime
+        log.info(
+            "restored %d stream(s) from %s, written %.1f s ago: chunks answered after it are asked for again "
+            "(status resend)",
+            len(self.pipeline.engine),
+            path,
+            age_s,
+        )
+
+    def _snapshot(self) -> None:
+        path = self.config.persistence.snapshot_path
+        if path is None:
+            return
+        started_s = time.monotonic()
+        try:
+            self.pipeline.snapshot(path, annotations={"answered_seq": self.stepper.answered_seq})
+        except OSError as exc:
+            log.error("snapshot to %s failed, state not saved: %s", path, exc)
+            return
+        self.metrics.snapshot_seconds.observe(time.monotonic() - started_s)
 
     # -- shutdown --------------------------------------------------------------------------------------------
 
@@ -362,6 +465,7 @@ class Daemon:
         for stream_id, last_seq in self.batcher.last_seqs().items():
             self._send_status(stream_id, "shutdown", "daemon stopping: stream closed", last_seq=last_seq)
         log.info("drained: %d chunk(s) unprocessed at the deadline, exit", len(leftover))
+        self._snapshot()
 
 
 def serve(config: DaemonConfig, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> int:

@@ -51,6 +51,7 @@ class Stepper:
         self.steps = 0  # model steps since the STATUS line last read and reset it
         self._pred = protocol.PredEncoder(pipeline.engine.spec.labels)
         self._chunk_s: dict[str, float] = {}  # duration of each stream's last chunk (gap_policy bridge)
+        self.answered_seq: dict[str, int] = {}  # per stream, the last data seq whose chunk reached the model
 
     def send_status(self, stream_id: str | None, code: str, message: str, **extra: Any) -> None:
         if self.publisher is not None:
@@ -58,6 +59,7 @@ class Stepper:
 
     def forget(self, stream_id: str) -> None:
         """Free everything held for a stream (idle eviction)."""
+        self.answered_seq.pop(stream_id, None)
         self.pipeline.end(stream_id)
         if self.detector is not None:
             self.detector.end(stream_id)
@@ -85,6 +87,7 @@ class Stepper:
                     stream_id, "internal_error", "the daemon failed to step this chunk (logged)", seq=item.message.seq
                 )
             return
+        self.answered_seq.update((stream_id, item.message.seq) for stream_id, item in group.items())
         self.metrics.engine_calls.inc()
         self.metrics.batch_size.observe(len(chunks))
         self._answer(group, report.scores, report.step0, report.errors)
@@ -102,6 +105,7 @@ class Stepper:
                 self.send_status(message.stream_id, "reset", "state reset", seq=message.seq)
             return
         self.pipeline.end(message.stream_id)
+        self.answered_seq.pop(message.stream_id, None)
         if self.detector is not None:
             self.detector.end(message.stream_id)
         self.batcher.forget(message.stream_id)
