@@ -58,8 +58,8 @@ def band_limit(clip: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
 
 
 def augment_clip(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The per-utterance chain: speed ±15 %, reverb (p 0.5), band-limiting (p 0.3)."""
-    clip = change_speed(clip, float(rng.uniform(0.87, 1.15)))
+    """The per-utterance chain: speed 0.8–1.25× (formants and pitch move too), reverb (p 0.5), band-limiting (p 0.3)."""
+    clip = change_speed(clip, float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))))  # like another vocal tract
     if rng.random() < 0.5:
         clip = reverberate(clip, rng)
     if rng.random() < 0.3:

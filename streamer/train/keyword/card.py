@@ -90,6 +90,12 @@ def write_card(
     used = {v.key: v for v in voices}
     mbrola = any(k.startswith("mbrola:") for k in run["train_voices"])
     quoted = " ".join(f'"{p}"' for p in phrases)
+    fit = recipe["fit"]
+    quoted += (
+        f" --steps {fit['steps']} --train-hours {recipe['train_hours']:g} --hidden {recipe['hidden']}"
+        f" --target-fa-per-hour {recipe['target_fa_per_hour']:g} --eval-hours {recipe['eval_negative_hours']:g}"
+        f" --seed {recipe['seed']}"
+    )
     lines = [
         f"# Keyword model: {', '.join(phrases)}",
         "",
