@@ -3,6 +3,8 @@
 with Producer("tcp://127.0.0.1:5555") as producer, Subscriber("tcp://127.0.0.1:5556", ["mic"]) as sub:
     producer.send("mic", samples, rate_hz=16000)
     message = sub.recv(timeout_ms=1000)   # OutputMessage(kind="pred", stream_id="mic", header, scores)
+
+With CURVE (docs/security.md), pass `curve=ClientKeys("keys/me.key_secret", "keys/server.key")` to either.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Self
 import numpy as np
 import zmq
 
+from streamer.daemon.auth import ClientKeys
 from streamer.daemon.protocol import OutputMessage, decode_output, encode_ingest
 from streamer.errors import ConfigError
 
@@ -30,12 +33,15 @@ class Producer:
         *,
         send_hwm: int = 1000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._context = context or zmq.Context.instance()
         self.socket = self._context.socket(zmq.PUSH)
         self.socket.setsockopt(zmq.SNDHWM, send_hwm)
         self.socket.setsockopt(zmq.LINGER, 2000)
+        if curve is not None:
+            curve.apply(self.socket)
         self.socket.connect(endpoint)
         self.next_seq: dict[str, int] = {}
 
@@ -92,11 +98,14 @@ class Subscriber:
         *,
         receive_hwm: int = 100_000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self.socket = self._context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, receive_hwm)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self.socket)
         for kind in kinds:
             if kind not in KINDS:
                 raise ValueError(f"kind {kind!r}: expected one of {KINDS}")
@@ -142,14 +151,19 @@ class Subscriber:
         self.close()
 
 
-def wait_until_serving(ingest: str, publish: str, timeout_s: float = 30.0, stream_id: str = "_handshake") -> None:
+def wait_until_serving(
+    ingest: str, publish: str, timeout_s: float = 30.0, stream_id: str = "_handshake", curve: ClientKeys | None = None
+) -> None:
     """Block until a daemon answers on `publish` a chunk sent to `ingest` (ConfigError after `timeout_s`).
 
     Also defeats ZeroMQ's slow-joiner effect: once this returns, a subscriber connected before it sees answers.
     """
     deadline_s = time.monotonic() + timeout_s
     silence = np.zeros(160, np.int16)
-    with Producer(ingest, send_hwm=10) as producer, Subscriber(publish, [stream_id]) as subscriber:
+    with (
+        Producer(ingest, send_hwm=10, curve=curve) as producer,
+        Subscriber(publish, [stream_id], curve=curve) as subscriber,
+    ):
         seq = 0
         while time.monotonic() < deadline_s:
             frames = encode_ingest(stream_id, seq, "data", silence, 16000, time.time_ns())

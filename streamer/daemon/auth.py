@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
@@ -97,6 +98,17 @@ def make_client(
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_serverkey = load_public(server_public_file)
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """A client's CURVE credentials: its own secret key file and the daemon's public key file."""
+
+    secret_key: Path
+    server_key: Path
+
+    def apply(self, socket: zmq.Socket[bytes]) -> None:
+        make_client(socket, self.secret_key, self.server_key)
 
 
 class ClientAllowList:

@@ -64,10 +64,15 @@ class DaemonProcess:
         sections: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         wait: bool = True,
+        same_endpoints_as: DaemonProcess | None = None,
     ) -> None:
-        self.ingest = f"tcp://127.0.0.1:{free_port()}"
-        self.publish = f"tcp://127.0.0.1:{free_port()}"
-        self.metrics_port = free_port()
+        if same_endpoints_as is not None:  # a restart: clients that stayed connected reconnect by themselves
+            self.ingest, self.publish = same_endpoints_as.ingest, same_endpoints_as.publish
+            self.metrics_port = same_endpoints_as.metrics_port
+        else:
+            self.ingest = f"tcp://127.0.0.1:{free_port()}"
+            self.publish = f"tcp://127.0.0.1:{free_port()}"
+            self.metrics_port = free_port()
         config: dict[str, Any] = {
             "model": {"path": str(model)},
             "ingest": {"endpoint": self.ingest},
@@ -79,9 +84,10 @@ class DaemonProcess:
                 config.setdefault(name, {}).update(values)
             else:
                 config[name] = values
-        self.config_path = tmp_path / f"daemon-{self.metrics_port}.toml"
+        name = f"daemon-{self.metrics_port}" + ("-restart" if same_endpoints_as is not None else "")
+        self.config_path = tmp_path / f"{name}.toml"
         self.write_config(config)
-        self.log_path = tmp_path / f"daemon-{self.metrics_port}.log"
+        self.log_path = tmp_path / f"{name}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamer.cli.main", "serve", "--config", str(self.config_path)],
