@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench bench-daemon bench-sensor lint soak clean
+.PHONY: setup run test bench bench-daemon bench-sensor train-keyword lint soak clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ bench-daemon: setup  # about 8 minutes: capacity search for the daemon and the n
 
 soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
 	$(BIN)/streamer bench soak --streams 700 --minutes 10
+
+train-keyword: setup  # the shipped keyword model from text alone (~30 min on 2 cores); see models/keywords/README.md
+	bash scripts/install-tts.sh
+	$(BIN)/streamer train-keyword "hey streamer" "lights on" "play music" "stop timer" --out models/keywords
 
 bench-sensor: setup
 	$(BIN)/python examples/bench_one_sample.py
