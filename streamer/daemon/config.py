@@ -115,6 +115,9 @@ class MicConfig(_Section):
         default="mic", pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="stream id of the microphone"
     )
     chunk_ms: float = Field(default=100.0, gt=0, le=1000, description="microphone chunk length")
+    stall_ms: float = Field(
+        default=1000.0, gt=0, description="no audio for this long is a fault: the device is reopened (with backoff)"
+    )
 
 
 class SecurityConfig(_Section):

@@ -32,7 +32,9 @@ class MicrophoneBridge:
         if isinstance(device, str) and device.isdigit():
             device = int(device)
         self.config = config
-        self.source = MicrophoneSource(MicrophoneConfig(device=device), preferred_rate_hz=preferred_rate_hz)
+        self.source = MicrophoneSource(
+            MicrophoneConfig(device=device, stall_ms=config.stall_ms), preferred_rate_hz=preferred_rate_hz
+        )
         self._context = context
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 READ_BUDGET = 2048  # messages read per loop turn before the loop gets to step a batch
 HOUSEKEEPING_S = 0.5
 IDLE_POLL_MS = 100
+REBIND_TIMEOUT_S = 5.0
 
 
 class Daemon:
@@ -405,7 +406,17 @@ class Daemon:
         if removed and self.publisher is not None:
             endpoint = self.publisher.endpoint
             self.publisher.close(linger_ms=0)
-            self._bind_publisher(endpoint)
+            self.publisher = self.stepper.publisher = None
+            # ZeroMQ closes the old listener in its I/O thread: the port is free a moment later, not at once.
+            deadline_s = time.monotonic() + REBIND_TIMEOUT_S
+            while True:
+                try:
+                    self._bind_publisher(endpoint)
+                    return
+                except ConfigError:
+                    if time.monotonic() > deadline_s:
+                        raise
+                    time.sleep(0.01)
 
     # -- persistence -----------------------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ def virtual_mic() -> Iterator[Any]:
 def test_microphone_stream_equals_offline_pipeline(
     daemon_factory: Callable[..., DaemonProcess], keyword_model: Path, virtual_mic: Any
 ) -> None:
-    daemon = daemon_factory(keyword_model, {"mic": {"enabled": True, "chunk_ms": 100.0}})
+    daemon = daemon_factory(keyword_model, {"mic": {"enabled": True, "chunk_ms": 100.0, "stall_ms": 60000.0}})
     samples = speechlike(2.0, seed=9)[:, 0]
     with Subscriber(daemon.publish, ["mic"]) as subscriber:
         time.sleep(0.3)
