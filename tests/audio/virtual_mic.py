@@ -77,7 +77,7 @@ def virtual_mic(rate_hz: int = 16000) -> Iterator[VirtualMic]:
             raise Unavailable(f"pulseaudio did not start (rc {run.returncode}): {run.stderr.strip()[-500:]}")
         started = True
     folder = Path(tempfile.mkdtemp(prefix="streamer-virtmic-"))
-    name = f"streamer_test_mic_{os.getpid()}"
+    name = f"streamer_test_mic_{os.getpid()}_{folder.name.rsplit('-', 1)[-1]}"  # unique: fixtures may nest
     fifo = folder / "mic.fifo"  # module-pipe-source creates it (and refuses a path that exists)
     module_id = None
     previous = os.environ.get("PULSE_SOURCE")
@@ -100,6 +100,10 @@ def virtual_mic(rate_hz: int = 16000) -> Iterator[VirtualMic]:
             _pactl("unload-module", module_id)
         if started:
             subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=20, check=False)
+            # --kill returns before the server is gone: a next fixture must not find (and use) a dying server.
+            deadline_s = time.monotonic() + 10
+            while _server_up() and time.monotonic() < deadline_s:
+                time.sleep(0.1)
         shutil.rmtree(folder, ignore_errors=True)
 
 
