@@ -141,8 +141,8 @@ def write_card(
         f"({run['noise_files_train']} files) and music ({run['music_files_train']} files) with whole files held out.",
         "",
         f"Training: {recipe['train_hours']} h of continuous streams ({recipe['stream_s']:.0f} s each, keywords "
-        "spliced at random into speech, pauses, noise and music at 0–20 dB SNR; per utterance speed ±15 %, synthetic "
-        "room reverberation, band-limiting; random level and a noise floor), played as "
+        "spliced at random into speech, pauses, noise and music at 0–20 dB SNR; per utterance speed 0.8–1.25×, "
+        "synthetic room reverberation, band-limiting; random level and a noise floor), played as "
         f"{recipe['fit']['lanes']} endless lanes with the GRU state carried across segments of "
         f"{recipe['fit']['segment_steps']} steps and across streams (truncated BPTT, never reset), "
         f"{recipe['fit']['steps']} Adam steps. Targets: the keyword class for 3 steps before to 20 steps after each "
