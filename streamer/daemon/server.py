@@ -24,11 +24,12 @@ from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
 from streamer.daemon.metrics import DaemonMetrics
 from streamer.daemon.mic import ENDPOINT as MIC_ENDPOINT
 from streamer.daemon.mic import MicrophoneBridge
+from streamer.daemon.persistence import StateKeeper
 from streamer.daemon.publisher import Publisher, bind
 from streamer.daemon.rates import RateLimitedLog, Rates
 from streamer.daemon.stepper import Stepper, build_detector
 from streamer.daemon.systemd import Notifier
-from streamer.errors import ConfigError, ProtocolError, SnapshotError, StreamerError
+from streamer.errors import ConfigError, ProtocolError, StreamerError
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ class Daemon:
         self._sources: list[MicrophoneBridge] = []
         self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
         self.allow_list: ClientAllowList | None = None
-        self._next_snapshot_s = time.monotonic() + config.persistence.snapshot_period_s
-        self._restore_snapshot()
+        self.keeper = StateKeeper(self.pipeline, self.batcher, self.stepper, self.metrics)
+        self.keeper.restore(config.persistence)
 
     # -- setup -----------------------------------------------------------------------------------------------
 
@@ -341,9 +342,7 @@ class Daemon:
         self.metrics.max_queue_depth.set(self.batcher.max_depth())
         self._rates.steps += self.stepper.steps
         self.stepper.steps = 0
-        if self.config.persistence.snapshot_path is not None and now_s >= self._next_snapshot_s:
-            self._snapshot()
-            self._next_snapshot_s = now_s + self.config.persistence.snapshot_period_s
+        self.keeper.snapshot_if_due(self.config.persistence, now_s)
         if self._rates.due(now_s):
             self.notifier.status(self._status_line())
 
@@ -418,43 +417,6 @@ class Daemon:
                         raise
                     time.sleep(0.01)
 
-    # -- persistence -----------------------------------------------------------------------------------------
-
-    def _restore_snapshot(self) -> None:
-        """Start from the last snapshot if there is one that fits this model; otherwise start clean."""
-        path = self.config.persistence.snapshot_path
-        if path is None or not path.exists():
-            return
-        try:
-            annotations = self.pipeline.restore(path)
-        except SnapshotError as exc:
-            log.error("not restoring state, starting clean: %s", exc)
-            return
-        answered = annotations.get("answered_seq", {})
-        next_seqs = {s: int(q) + 1 for s, q in answered.items() if isinstance(q, int)}
-        self.batcher.restore(next_seqs, time.monotonic())
-        self.stepper.answered_seq.update({s: q - 1 for s, q in next_seqs.items()})
-        age_s = time.time() - path.stat().st_mtime
-        log.info(
-            "restored %d stream(s) from %s, written %.1f s ago: chunks answered after it are asked for again "
-            "(status resend)",
-            len(self.pipeline.engine),
-            path,
-            age_s,
-        )
-
-    def _snapshot(self) -> None:
-        path = self.config.persistence.snapshot_path
-        if path is None:
-            return
-        started_s = time.monotonic()
-        try:
-            self.pipeline.snapshot(path, annotations={"answered_seq": self.stepper.answered_seq})
-        except OSError as exc:
-            log.error("snapshot to %s failed, state not saved: %s", path, exc)
-            return
-        self.metrics.snapshot_seconds.observe(time.monotonic() - started_s)
-
     # -- shutdown --------------------------------------------------------------------------------------------
 
     def _drain(self) -> None:
@@ -476,7 +438,7 @@ class Daemon:
         for stream_id, last_seq in self.batcher.last_seqs().items():
             self._send_status(stream_id, "shutdown", "daemon stopping: stream closed", last_seq=last_seq)
         log.info("drained: %d chunk(s) unprocessed at the deadline, exit", len(leftover))
-        self._snapshot()
+        self.keeper.snapshot(self.config.persistence)
 
 
 def serve(config: DaemonConfig, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> int:
