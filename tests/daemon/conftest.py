@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from daemon_helpers import DETECTION, LABELS, LOGMEL, DaemonProcess
-
-
-@pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
-
-    def start(model: Path, sections: dict[str, Any] | None = None, **kwargs: Any) -> DaemonProcess:
-        daemon = DaemonProcess(tmp_path, model, sections, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.kill()
+from daemon_helpers import DETECTION, LABELS, LOGMEL, daemon_factory  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")

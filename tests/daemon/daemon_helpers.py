@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from streamer.client import Subscriber, wait_until_serving
 from streamer.daemon.protocol import OutputMessage
@@ -38,6 +39,21 @@ DETECTION = {
     "patience_steps": 2,
     "refractory_s": 0.5,
 }
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start real daemons with `daemon_factory(model, sections, **kwargs)`; all are killed after the test."""
+    started: list[DaemonProcess] = []
+
+    def start(model: Path, sections: dict[str, Any] | None = None, **kwargs: Any) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path, model, sections, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
 
 
 def free_port() -> int:

@@ -33,7 +33,9 @@ def drain(sub: Subscriber, seconds: float) -> list[OutputMessage]:
     return got
 
 
-def test_curve_admits_only_allowed_keys_and_reload_revokes(daemons, audio_model_path: Path, tmp_path: Path) -> None:
+def test_curve_admits_only_allowed_keys_and_reload_revokes(
+    daemon_factory, audio_model_path: Path, tmp_path: Path
+) -> None:
     folder, allowed = tmp_path / "keys", tmp_path / "allowed"
     for name in ("server", "alice", "bob", "mallory"):
         auth.generate_keypair(folder, name)
@@ -45,7 +47,7 @@ def test_curve_admits_only_allowed_keys_and_reload_revokes(daemons, audio_model_
         "server_secret_key": str(folder / "server.key_secret"),
         "allowed_clients_dir": str(allowed),
     }
-    daemon = daemons(audio_model_path, {"security": security}, wait=False)
+    daemon = daemon_factory(audio_model_path, {"security": security}, wait=False)
     alice, bob, mallory = (keys_for(folder, n) for n in ("alice", "bob", "mallory"))
     wait_until_serving(daemon.ingest, daemon.publish, timeout_s=60, curve=alice)
 
@@ -115,11 +117,11 @@ def test_curve_admits_only_allowed_keys_and_reload_revokes(daemons, audio_model_
     assert daemon.stop() == 0
 
 
-def test_plain_daemon_warns_when_bound_beyond_loopback(daemons, audio_model_path: Path) -> None:
+def test_plain_daemon_warns_when_bound_beyond_loopback(daemon_factory, audio_model_path: Path) -> None:
     from daemon_helpers import free_port
 
     port = free_port()
-    daemon = daemons(audio_model_path, {"ingest": {"endpoint": f"tcp://0.0.0.0:{port}"}}, wait=False)
+    daemon = daemon_factory(audio_model_path, {"ingest": {"endpoint": f"tcp://0.0.0.0:{port}"}}, wait=False)
     deadline = time.monotonic() + 60
     while "is not loopback and security.curve is off" not in daemon.log and time.monotonic() < deadline:
         time.sleep(0.2)

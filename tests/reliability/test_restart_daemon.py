@@ -26,13 +26,13 @@ def answer(sub: Subscriber, stream_id: str, seq: int, timeout_s: float = 20) -> 
     raise AssertionError(f"no answer to seq {seq} of {stream_id} within {timeout_s} s")
 
 
-def test_kill_9_then_restart_continues_exactly(daemons, audio_model_path: Path, tmp_path: Path) -> None:
+def test_kill_9_then_restart_continues_exactly(daemon_factory, audio_model_path: Path, tmp_path: Path) -> None:
     snapshot = tmp_path / "state.npz"
     sections = {"persistence": {"snapshot_path": str(snapshot), "snapshot_period_s": 2.0}}
     audio = speechlike(4.0, seed=4)[:, 0]
     chunks = [audio[i : i + CHUNK] for i in range(0, len(audio), CHUNK)]
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    first = daemons(audio_model_path, sections)
+    first = daemon_factory(audio_model_path, sections)
     push = context.socket(zmq.PUSH)
     push.linger = 0
     push.connect(first.ingest)
@@ -58,7 +58,7 @@ def test_kill_9_then_restart_continues_exactly(daemons, audio_model_path: Path, 
             assert "header" in data.files
 
         # Same endpoints: the producer's PUSH socket, which stayed connected, reconnects by itself.
-        second = daemons(audio_model_path, sections, same_endpoints_as=first)
+        second = daemon_factory(audio_model_path, sections, same_endpoints_as=first)
         with Subscriber(second.publish, ["s"], context=context) as sub:
             wait_until_serving(second.ingest, second.publish)
             push.send_multipart(encode_ingest("s", 20, "data", chunks[20], 16000))
@@ -83,7 +83,7 @@ def test_kill_9_then_restart_continues_exactly(daemons, audio_model_path: Path, 
 
 
 def test_corrupt_or_foreign_snapshot_is_refused_and_the_daemon_starts_clean(
-    daemons, audio_model_path: Path, export_model, tmp_path: Path
+    daemon_factory, audio_model_path: Path, export_model, tmp_path: Path
 ) -> None:
     from daemon_helpers import LABELS, LOGMEL
 
@@ -94,23 +94,25 @@ def test_corrupt_or_foreign_snapshot_is_refused_and_the_daemon_starts_clean(
     )
     other.push({"s": np.zeros(3200, np.int16)})
     other.snapshot(snapshot)
-    foreign = daemons(audio_model_path, sections)
+    foreign = daemon_factory(audio_model_path, sections)
     assert "not restoring state, starting clean" in foreign.log and "another model" in foreign.log
     assert foreign.stop() == 0  # the shutdown snapshot replaces the foreign file with this model's own
 
     snapshot.write_bytes(b"\x00garbage")
-    corrupt = daemons(audio_model_path, sections)
+    corrupt = daemon_factory(audio_model_path, sections)
     assert "not restoring state, starting clean" in corrupt.log and "corrupt" in corrupt.log
     assert corrupt.stop() == 0
     Pipeline(audio_model_path).restore(snapshot)  # the shutdown snapshot is this model's again (raises if not)
 
 
-def test_kill_9_under_load_clients_reconnect_and_losses_are_reported(daemons, audio_model_path: Path, tmp_path) -> None:
+def test_kill_9_under_load_clients_reconnect_and_losses_are_reported(
+    daemon_factory, audio_model_path: Path, tmp_path
+) -> None:
     """50 streams at real-time pace; kill -9; the same PUSH and SUB sockets, never reopened, carry on with the
     restarted daemon; every stream is told where to resume, within one snapshot period of where it was."""
     snapshot = tmp_path / "state.npz"
     sections = {"persistence": {"snapshot_path": str(snapshot), "snapshot_period_s": 1.0}}
-    first = daemons(audio_model_path, sections)
+    first = daemon_factory(audio_model_path, sections)
     streams = [f"load{i}" for i in range(50)]
     chunk = speechlike(0.1, seed=2)[:, 0]
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -146,7 +148,7 @@ def test_kill_9_under_load_clients_reconnect_and_losses_are_reported(daemons, au
             before = dict(answered)
             first.process.send_signal(signal.SIGKILL)
             first.wait()
-            second = daemons(audio_model_path, sections, same_endpoints_as=first, wait=False)
+            second = daemon_factory(audio_model_path, sections, same_endpoints_as=first, wait=False)
             answered.clear()
             deadline = time.monotonic() + 60
             while len(answered) < len(streams) and time.monotonic() < deadline:

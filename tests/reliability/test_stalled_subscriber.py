@@ -19,8 +19,8 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_a_stalled_subscriber_does_not_raise_memory(daemons, audio_model_path: Path) -> None:
-    daemon = daemons(audio_model_path, {"publish": {"send_hwm": 200}})
+def test_a_stalled_subscriber_does_not_raise_memory(daemon_factory, audio_model_path: Path) -> None:
+    daemon = daemon_factory(audio_model_path, {"publish": {"send_hwm": 200}})
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     stalled = context.socket(zmq.SUB)  # subscribes to everything, then never reads
     stalled.setsockopt(zmq.RCVHWM, 1)
