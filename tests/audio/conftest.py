@@ -22,14 +22,7 @@ def logmel_model(export_model) -> Path:
 def virtual_mic():
     """A PulseAudio pipe-source microphone (started for the session, stopped after); skipped with the reason
     when PulseAudio or PortAudio cannot run here."""
-    from virtual_mic import Unavailable, virtual_mic
+    from virtual_mic import virtual_mic_or_skip
 
-    try:
-        import sounddevice  # noqa: F401
-    except OSError as exc:
-        pytest.skip(f"PortAudio missing ({exc}): apt-get install libportaudio2")
-    try:
-        with virtual_mic() as mic:
-            yield mic
-    except Unavailable as exc:
-        pytest.skip(f"virtual microphone unavailable: {exc}")
+    with virtual_mic_or_skip() as mic:
+        yield mic

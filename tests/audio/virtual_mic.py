@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 class Unavailable(Exception):
@@ -113,3 +114,17 @@ def _refresh_portaudio() -> None:
     if sd is not None:
         sd._terminate()
         sd._initialize()
+
+
+@contextmanager
+def virtual_mic_or_skip() -> Iterator[VirtualMic]:
+    """`virtual_mic()` for a fixture: skips the test, with the reason, where PortAudio or PulseAudio cannot run."""
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        pytest.skip(f"PortAudio missing ({exc}): apt-get install libportaudio2")
+    try:
+        with virtual_mic() as mic:
+            yield mic
+    except Unavailable as exc:
+        pytest.skip(f"virtual microphone unavailable: {exc}")

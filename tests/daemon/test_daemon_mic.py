@@ -23,18 +23,11 @@ def virtual_mic() -> Iterator[Any]:
     """The audio tests' PulseAudio pipe-source microphone; skipped (with the reason) where it cannot run."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audio"))
     try:
-        from virtual_mic import Unavailable, virtual_mic
+        from virtual_mic import virtual_mic_or_skip
     finally:
         sys.path.pop(0)
-    try:
-        import sounddevice  # noqa: F401
-    except OSError as exc:
-        pytest.skip(f"PortAudio missing ({exc}): apt-get install libportaudio2")
-    try:
-        with virtual_mic() as mic:
-            yield mic
-    except Unavailable as exc:
-        pytest.skip(f"virtual microphone unavailable: {exc}")
+    with virtual_mic_or_skip() as mic:
+        yield mic
 
 
 def test_microphone_stream_equals_offline_pipeline(
