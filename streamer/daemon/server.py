@@ -277,7 +277,7 @@ class Daemon:
             self._refuse(None, exc, now_s)
             return
         try:
-            message = protocol.decode_ingest(frames, self._limits)
+            message = protocol.decode_ingest(frames, self._limits, stream_id)
         except ProtocolError as exc:
             self._refuse(stream_id, exc, now_s)
             return
