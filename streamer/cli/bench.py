@@ -127,3 +127,39 @@ def bench_soak(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@bench_app.command("keyword-latency")
+def bench_keyword_latency(
+    positives: Annotated[
+        Path, typer.Option(help="keyword clips: one sub-folder per label (as eval-keyword), or loose files")
+    ],
+    model: Annotated[Path, typer.Option(help="ONNX keyword model")] = Path("models/keywords/model.onnx"),
+    negatives: Annotated[
+        Path | None, typer.Option(help="audio between the keywords [default: a -70 dBFS noise floor]")
+    ] = None,
+    noise: Annotated[Path | None, typer.Option(help="folder of noise/music mixed over the whole stream")] = None,
+    snr_db: Annotated[float | None, typer.Option(help="noise level: keyword speech RMS over noise RMS")] = None,
+    chunk_ms: Annotated[float, typer.Option(help="audio per message, sent when its last sample is captured")] = 100.0,
+    max_positives: Annotated[int, typer.Option(help="play at most this many clips (seeded, even per keyword)")] = 60,
+    min_gap_s: Annotated[float, typer.Option(help="least audio between two keywords (mean about 1 s more)")] = 3.0,
+    tolerance_s: Annotated[float, typer.Option(help="a hit may come this late after the keyword's end")] = 1.0,
+    seed: Annotated[int, typer.Option(help="clip choice, splice positions, noise excerpts")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Keyword end → event at a subscriber, through a real daemon, played in real time (median target 300 ms)."""
+    from streamer.bench.keyword_latency import LatencyOptions, describe, run_keyword_latency
+
+    options = LatencyOptions(
+        positives_dir=positives,
+        negatives_dir=negatives,
+        noise_dir=noise,
+        snr_db=snr_db,
+        chunk_ms=chunk_ms,
+        max_positives=max_positives,
+        min_gap_s=min_gap_s,
+        tolerance_after_s=tolerance_s,
+        seed=seed,
+    )
+    report = run_keyword_latency(model, options)
+    print(json.dumps(report) if as_json else describe(report))
