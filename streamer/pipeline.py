@@ -4,17 +4,57 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from streamer.engine import Engine, StepReport
+from streamer.engine.engine import PendingStep
 from streamer.engine.state import Attachment
-from streamer.errors import ModelError, SnapshotError
+from streamer.errors import ModelError, SnapshotError, StreamError
 from streamer.frontend import Frontend, build_frontend, push_each
 
 RateSpec = int | Mapping[str, int] | None  # one rate for all streams, a rate per stream, or the model's rate
+
+
+@dataclass
+class Prepared:
+    """Features of a batch whose model call has not started (`Pipeline.prepare`)."""
+
+    stream_ids: list[str]
+    features: dict[str, np.ndarray]
+    errors: dict[str, StreamError]
+
+
+class PendingPush:
+    """`Pipeline.push_report_async`'s result: the frontend has run, the model call may still be running."""
+
+    def __init__(
+        self, pipeline: Pipeline, stream_ids: list[str], step: PendingStep, errors: dict[str, StreamError]
+    ) -> None:
+        self._pipeline = pipeline
+        self._stream_ids = stream_ids
+        self._step = step
+        self._errors = errors
+        self._applied = False
+
+    def done(self) -> bool:
+        return self._step.done()
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """See `PendingStep.on_done`."""
+        self._step.on_done(callback)
+
+    def finish(self) -> StepReport:
+        """Wait for the model call, apply it; the report as `push_report` gives it."""
+        report = self._step.finish()
+        if not self._applied:
+            self._applied = True
+            self._pipeline._after_step(self._stream_ids, report)
+            report.errors.update(self._errors)
+        return report
 
 
 class Pipeline:
@@ -61,11 +101,31 @@ class Pipeline:
         report.errors.update(frontend_errors)
         return report
 
+    def push_report_async(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec = None) -> PendingPush:
+        """`push_report` with the model call on the engine's compute thread: the frontend runs here, now; call
+        `finish()` on the result for the report. Any other engine call finishes it first."""
+        return self.submit(self.prepare(chunks, rate_hz))
+
+    def prepare(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec = None) -> Prepared:
+        """The frontend half of `push_report_async`. It touches only the frontend, so it may run while the
+        previous batch's model call is still running; `submit` the result next (before any other prepare)."""
+        features, frontend_errors = push_each(self.frontend, self._tagged(chunks, rate_hz))
+        return Prepared(list(chunks), features, frontend_errors)
+
+    def submit(self, prepared: Prepared) -> PendingPush:
+        """The model half: finishes the previous asynchronous step, then starts this one's model call."""
+        pending = self.engine.step_report_async(prepared.features)
+        return PendingPush(self, prepared.stream_ids, pending, prepared.errors)
+
     def _tagged(self, chunks: Mapping[str, np.ndarray], rate_hz: RateSpec) -> dict[str, tuple[np.ndarray, int]]:
         return {stream_id: (samples, self._rate_for(stream_id, rate_hz)) for stream_id, samples in chunks.items()}
 
     def _step(self, chunks: Mapping[str, np.ndarray], features: dict[str, np.ndarray]) -> StepReport:
         report = self.engine.step_report(features)
+        self._after_step(chunks, report)
+        return report
+
+    def _after_step(self, chunks: Mapping[str, Any] | list[str], report: StepReport) -> None:
         now_s = time.monotonic()
         for stream_id in chunks:
             self._last_push_s[stream_id] = now_s
@@ -74,7 +134,6 @@ class Pipeline:
                 # The engine refused a stream it never held (no free slot): drop its frontend state too.
                 self.frontend.end(stream_id)
                 self._last_push_s.pop(stream_id, None)
-        return report
 
     def _rate_for(self, stream_id: str, rate_hz: RateSpec) -> int:
         rate = rate_hz.get(stream_id) if isinstance(rate_hz, Mapping) else rate_hz
@@ -111,6 +170,7 @@ class Pipeline:
     def snapshot(self, path: str | os.PathLike[str], annotations: dict[str, Any] | None = None) -> None:
         """Write the engine's state and the frontend's carried samples to one file, atomically. `annotations`
         (JSON-able) ride along and come back from `restore`; the daemon keeps each stream's last seq there."""
+        self.engine.settle()
         save = getattr(self.frontend, "save_state", None)
         header, arrays = save() if save is not None else (None, {})
         attachment = Attachment({"frontend": header, "annotations": annotations or {}}, arrays)
@@ -120,6 +180,7 @@ class Pipeline:
         """Replace every stream's state with the snapshot's; returns its annotations. SnapshotError (nothing
         changed) for a corrupt file or another model's. A stream continues exactly where it was, provided its
         producer resends from the first sample not yet answered (and, if resampled, after a few-ms transient)."""
+        self.engine.settle()
         spec = self.engine.spec
         snapshot = self.engine.store.read(path, spec.fingerprint)
         header = snapshot.attachment.header if snapshot.attachment is not None else {}

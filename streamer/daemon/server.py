@@ -1,15 +1,20 @@
 """The daemon: owns the lifecycle (bind, ready, serve, drain, exit) and wires ingest → batcher → stepper → publish.
 
-One thread does the work, synchronously: read what the sockets hold (bounded), file it per stream (batcher.py),
-and when a batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it to the
-stepper (stepper.py: one pipeline call, then the answers). Signals only set flags; the loop acts on them.
+One thread runs the loop: read what the sockets hold (bounded), file it per stream (batcher.py), and when a batch
+is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it to the stepper (stepper.py).
+The stepper runs the frontend here and the model call on the engine's compute thread (onnxruntime releases the
+GIL, so it uses the other core): while batch k's call runs, the loop reads, decodes and prepares batch k+1 (its
+frontend), starts k+1's call the moment k's ends, then publishes k's answers. Signals only set flags; the loop
+acts on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -19,7 +24,7 @@ import zmq
 
 from streamer.daemon import protocol
 from streamer.daemon.auth import ClientAllowList, is_loopback, make_server
-from streamer.daemon.batcher import Batcher, BatcherPolicy, Notice
+from streamer.daemon.batcher import Batcher, BatcherPolicy, Item, Notice
 from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
 from streamer.daemon.metrics import DaemonMetrics
 from streamer.daemon.mic import ENDPOINT as MIC_ENDPOINT
@@ -27,13 +32,17 @@ from streamer.daemon.mic import MicrophoneBridge
 from streamer.daemon.persistence import StateKeeper
 from streamer.daemon.publisher import Publisher, bind
 from streamer.daemon.rates import RateLimitedLog, Rates
-from streamer.daemon.stepper import Stepper, build_detector
+from streamer.daemon.stepper import Batch, Stepper, build_detector
 from streamer.daemon.systemd import Notifier
 from streamer.errors import ConfigError, ProtocolError, StreamerError
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 READ_BUDGET = 2048  # messages read per loop turn before the loop gets to step a batch
+IN_FLIGHT_READ_BUDGET = 64  # ... while a batch's model call runs (~2 ms of decoding), to answer it promptly
+# The compute thread needs the GIL back when its model call returns; the default 5 ms switch interval would let
+# it wait that long behind the loop's decoding.
+SWITCH_INTERVAL_S = 0.0005
 HOUSEKEEPING_S = 0.5
 IDLE_POLL_MS = 100
 REBIND_TIMEOUT_S = 5.0
@@ -72,6 +81,13 @@ class Daemon:
         self._sources: list[MicrophoneBridge] = []
         self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
         self.allow_list: ClientAllowList | None = None
+        self._in_flight: Batch | None = None  # its model call is running (or done, not yet answered)
+        self._prepared: Batch | None = None  # the next batch: frontend done, call not started
+        # The compute thread says "model call done" on this inproc pair, which the loop polls with its sockets.
+        self._wake_rx = self.context.socket(zmq.PAIR)
+        self._wake_rx.bind(f"inproc://streamer-wake-{id(self):x}")
+        self._wake_tx = self.context.socket(zmq.PAIR)
+        self._wake_tx.connect(f"inproc://streamer-wake-{id(self):x}")
         self.keeper = StateKeeper(self.pipeline, self.batcher, self.stepper, self.metrics)
         self.keeper.restore(config.persistence)
 
@@ -167,6 +183,7 @@ class Daemon:
         # GC, whose full collections otherwise walk it all and stall the loop for tens of milliseconds.
         gc.collect()
         gc.freeze()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         log.info(
             "serving %s (%d classes) ingest %s publish %s%s",
             self.spec.path,
@@ -195,6 +212,9 @@ class Daemon:
             self.publisher = None
             self.stepper.publisher = None
         self.metrics.close()
+        self.pipeline.engine.close()
+        self._wake_rx.close(linger=0)
+        self._wake_tx.close(linger=0)
         if self.allow_list is not None:
             self.allow_list.stop()
             self.allow_list = None
@@ -207,24 +227,74 @@ class Daemon:
         poller = zmq.Poller()
         for sock in self._ingest:
             poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
         next_housekeeping_s = time.monotonic() + HOUSEKEEPING_S
         while not self._stop_requests:
-            # One turn: read what has arrived (bounded), step at most one batch, repeat. Alternating keeps
-            # ZeroMQ's pipes flowing while a backlog is stepped, instead of reading in large stalls.
+            # One turn: when the running model call is done, start the prepared batch's and answer the finished
+            # one; prepare the next batch if one is due; read what has arrived (a little at a time while a call
+            # runs, so the next one starts promptly).
+            if self._in_flight is not None and self._in_flight.done():
+                self._advance()
+            if self._prepared is None and self._batch_due(time.monotonic()):
+                self._prepare(self.batcher.take(self.config.batch.max_batch))
             paused = self._ingest_full()
             self.metrics.ingest_paused.set(paused)
+            if self._in_flight is not None:
+                if paused:  # nothing may be read: wait for the call instead
+                    self._advance()
+                    continue
+                timeout_ms, budget = IDLE_POLL_MS, IN_FLIGHT_READ_BUDGET  # the call's wake-up ends the wait
+            else:
+                timeout_ms, budget = self._poll_timeout_ms(time.monotonic()), READ_BUDGET
             if not paused:
-                due = self._batch_due(time.monotonic())
-                for sock in dict(poller.poll(0 if due else self._poll_timeout_ms(time.monotonic()))):
-                    self._read(sock)
+                for sock in dict(poller.poll(timeout_ms)):
+                    if sock is self._wake_rx:
+                        self._wake_rx.recv()
+                    else:
+                        self._read(sock, budget)
             now_s = time.monotonic()
-            if self._batch_due(now_s):
-                self.stepper.step(self.batcher.take(self.config.batch.max_batch))
-                now_s = time.monotonic()
             if now_s >= next_housekeeping_s:
+                self._flush()  # evictions and snapshots need the pipeline still
                 self._housekeeping(now_s)
                 next_housekeeping_s = now_s + HOUSEKEEPING_S
             self.notifier.watchdog(now_s)
+        self._flush()
+
+    def _prepare(self, items: list[Item]) -> None:
+        """Control items reset or end a stream everywhere (detector included): answer what runs first."""
+        if any(item.message.kind != "data" for item in items):
+            self._flush()
+        self._prepared = self.stepper.prepare(items)
+        if self._in_flight is None:
+            self._launch()
+
+    def _launch(self) -> None:
+        batch, self._prepared = self._prepared, None
+        if batch is not None:
+            self.stepper.submit(batch)
+            self._in_flight = batch
+            if batch.pending is not None:
+                batch.pending.on_done(self._wake)
+
+    def _advance(self) -> None:
+        """The running call is done (or waited for): start the prepared one, then answer the finished batch."""
+        finished, self._in_flight = self._in_flight, None
+        self._launch()
+        if finished is not None:
+            self.stepper.complete(finished)
+
+    def _flush(self) -> None:
+        """Run and answer everything taken from the batcher."""
+        while self._in_flight is not None or self._prepared is not None:
+            if self._in_flight is None:
+                self._launch()
+            self._advance()
+
+    def _wake(self) -> None:
+        # Runs on the compute thread (the only user of this end once a call is started) or, for a call that was
+        # already done, here; either way one byte that the loop's poll sees.
+        with contextlib.suppress(zmq.Again):
+            self._wake_tx.send(b"", zmq.NOBLOCK)
 
     def _poll_timeout_ms(self, now_s: float) -> int:
         oldest_s = self.batcher.oldest_received_s()
@@ -245,13 +315,13 @@ class Daemon:
         ingest = self.config.ingest
         return self.batcher.queued >= ingest.max_queued_chunks or self.batcher.queued_bytes >= ingest.max_queued_bytes
 
-    def _read(self, sock: zmq.Socket[bytes]) -> None:
+    def _read(self, sock: zmq.Socket[bytes], budget: int = READ_BUDGET) -> None:
         self._accepted = 0
         # Under CURVE, a socket whose peers authenticated (PULL) is checked message by message against the current
         # allow-list: ZeroMQ authenticates a connection only once, and a key removed on SIGHUP must stop at once.
         allow = self.allow_list if sock.socket_type == zmq.PULL else None
         try:
-            for _ in range(READ_BUDGET):
+            for _ in range(budget):
                 if self._ingest_full():
                     return
                 try:

@@ -1,6 +1,9 @@
 """Turns a batch of queued items into answers: control messages, one Pipeline call, preds, events, statuses.
 
-Plain synchronous code between the batcher and the publisher; the daemon's loop calls `step` once per batch.
+Between the batcher and the publisher, in three calls so that the daemon's loop can overlap them: `prepare` a
+batch (control messages, then the frontend), `submit` it (its model call starts on the engine's compute thread)
+and `complete` it once that call is done (answers). While batch k's model call runs, the loop reads, decodes and
+prepares batch k+1. `step` does all three at once.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from streamer.daemon.metrics import DaemonMetrics
 from streamer.daemon.publisher import Publisher
 from streamer.detect import DetectionParams, Detector
 from streamer.errors import CapacityError, StreamerError
-from streamer.pipeline import Pipeline
+from streamer.pipeline import PendingPush, Pipeline, Prepared
 
 log = logging.getLogger("streamer.daemon.server")
 
@@ -37,6 +40,18 @@ def build_detector(pipeline: Pipeline, config: DaemonConfig) -> Detector | None:
         spec.labels, spec.metadata, step_period_s, config.detection.overrides(), spec.scores == "logits"
     )
     return None if params is None else Detector(params)
+
+
+class Batch:
+    """A batch's data items, its features once prepared, its model call once submitted."""
+
+    def __init__(self, group: dict[str, Item], prepared: Prepared) -> None:
+        self.group = group
+        self.prepared = prepared
+        self.pending: PendingPush | None = None
+
+    def done(self) -> bool:
+        return self.pending is not None and self.pending.done()
 
 
 class Stepper:
@@ -67,6 +82,14 @@ class Stepper:
 
     def step(self, items: list[Item]) -> None:
         """Apply control items, step the data items in one pipeline call, publish every answer."""
+        batch = self.prepare(items)
+        if batch is not None:
+            self.submit(batch)
+            self.complete(batch)
+
+    def prepare(self, items: list[Item]) -> Batch | None:
+        """Apply the control items and run the frontend on the data items (None: no data, or a failure already
+        answered). Control items reset or end engine state, so they wait for a model call still running."""
         group: dict[str, Item] = {}
         for item in items:
             if item.message.kind == "data":
@@ -74,23 +97,45 @@ class Stepper:
             else:
                 self._control(item)
         if not group:
-            return
+            return None
         chunks = {stream_id: item.message.samples for stream_id, item in group.items()}
         rates = {stream_id: item.message.rate_hz for stream_id, item in group.items()}
         try:
-            report = self.pipeline.push_report(chunks, rate_hz=rates)  # type: ignore[arg-type]
-        except Exception:  # a bug in a frontend or the engine: every chunk of the batch still gets its answer
-            log.exception("stepping a batch of %d stream(s) failed (a bug: please report it)", len(chunks))
-            for stream_id, item in group.items():
-                self.metrics.messages["internal_error"].inc()
-                self.send_status(
-                    stream_id, "internal_error", "the daemon failed to step this chunk (logged)", seq=item.message.seq
-                )
+            prepared = self.pipeline.prepare(chunks, rate_hz=rates)  # type: ignore[arg-type]
+        except Exception:  # a bug in a frontend: every chunk of the batch still gets its answer
+            self._failed(group)
+            return None
+        return Batch(group, prepared)
+
+    def submit(self, batch: Batch) -> None:
+        """Start the batch's model call (after finishing the previous one's)."""
+        try:
+            batch.pending = self.pipeline.submit(batch.prepared)
+        except Exception:  # a bug in the engine: `complete` answers every chunk with internal_error
+            log.exception("starting the model call of a batch failed")
+
+    def complete(self, batch: Batch) -> None:
+        """Wait for the batch's model call if it still runs, then publish its answers."""
+        group = batch.group
+        try:
+            if batch.pending is None:
+                raise RuntimeError("the batch's model call never started")
+            report = batch.pending.finish()
+        except Exception:
+            self._failed(group)
             return
         self.answered_seq.update((stream_id, item.message.seq) for stream_id, item in group.items())
         self.metrics.engine_calls.inc()
-        self.metrics.batch_size.observe(len(chunks))
+        self.metrics.batch_size.observe(len(group))
         self._answer(group, report.scores, report.step0, report.errors)
+
+    def _failed(self, group: dict[str, Item]) -> None:
+        log.exception("stepping a batch of %d stream(s) failed (a bug: please report it)", len(group))
+        for stream_id, item in group.items():
+            self.metrics.messages["internal_error"].inc()
+            self.send_status(
+                stream_id, "internal_error", "the daemon failed to step this chunk (logged)", seq=item.message.seq
+            )
 
     def _control(self, item: Item) -> None:
         message = item.message

@@ -3,16 +3,23 @@
 Chunks are grouped by length: one call per distinct length, so no stream is ever padded (a padded step would
 change a recurrent state). At most one chunk per stream per call, which keeps each stream's order. A bad chunk
 (wrong dtype or width, NaN/Inf) is refused for its stream alone; its state is left as it was.
+
+`step_report_async` runs the onnxruntime calls on the engine's compute thread (onnxruntime releases the GIL), so a
+caller such as the daemon keeps doing its Python work on another core meanwhile; `PendingStep.finish()` writes the
+new states back. Until then the engine holds still: every other call first finishes the pending step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -51,6 +58,55 @@ def resolve_provider(provider: str) -> str:
     return name
 
 
+@dataclass
+class _Call:
+    """One onnxruntime call of a step: its streams, their slots and the inputs gathered for it."""
+
+    steps: int
+    stream_ids: list[str]
+    slots: np.ndarray
+    feeds: dict[str, np.ndarray]
+
+
+class PendingStep:
+    """A step whose onnxruntime calls run on the compute thread; `finish()` applies it (once) and reports."""
+
+    def __init__(self, engine: Engine, report: StepReport, calls: list[_Call], future: Future[list[list[Any]]]):
+        self._engine = engine
+        self._report = report
+        self._calls = calls
+        self._future: Future[list[list[Any]]] | None = future
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        """True once the calls have run (`finish` then does not wait)."""
+        return self._future is None or self._future.done()
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the calls have run: on the compute thread then, or here and now if they have."""
+        future = self._future
+        if future is None:
+            callback()
+        else:
+            future.add_done_callback(lambda _: callback())
+
+    def finish(self) -> StepReport:
+        """Wait for the calls, write the new states back, return the report (the same one on every call)."""
+        if self._future is not None:
+            future, self._future = self._future, None
+            if self._engine._pending is self:
+                self._engine._pending = None
+            try:
+                outputs = future.result()
+            except BaseException as exc:  # the states were not touched: the chunks were simply not stepped
+                self._error = exc
+            else:
+                self._engine._apply(self._calls, outputs, self._report)
+        if self._error is not None:
+            raise self._error
+        return self._report
+
+
 class Engine:
     """Features in, per-step scores out; state kept per stream id."""
 
@@ -70,12 +126,15 @@ class Engine:
         self._output_names = self.spec.output_names
         self._state_inputs = [s.input for s in self.spec.states]
         self._empty = np.zeros((0, self.spec.num_classes), np.float32)
+        self._compute: ThreadPoolExecutor | None = None  # started by the first step_report_async
+        self._pending: PendingStep | None = None
 
     # -- stepping --------------------------------------------------------------------------------------------
 
     def step(self, chunks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Step each stream by its chunk (float32 [T, features]); returns float32 [T, classes] per stream.
         If any chunk is bad, raises its ChunkError before any stream is stepped."""
+        self.settle()
         report = StepReport()
         groups = self._plan(chunks, report)
         if report.errors:
@@ -87,9 +146,37 @@ class Engine:
 
     def step_report(self, chunks: Mapping[str, np.ndarray]) -> StepReport:
         """Step every good chunk; refuse bad ones (and streams that found no free slot) in `errors`."""
+        self.settle()
         report = StepReport()
         self._run(self._plan(chunks, report), report)
         return report
+
+    def step_report_async(self, chunks: Mapping[str, np.ndarray]) -> PendingStep:
+        """`step_report` with its onnxruntime calls on the compute thread: returns at once; `finish()` the result
+        before anything else needs this stream's state (any other Engine call does so itself)."""
+        self.settle()
+        report = StepReport()
+        calls = self._start(self._plan(chunks, report), report)
+        if self._compute is None:
+            self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamer-compute")
+        pending = PendingStep(self, report, calls, self._compute.submit(self._execute, calls))
+        self._pending = pending
+        return pending
+
+    def settle(self) -> None:
+        """Finish the pending asynchronous step, if any (its report stays with its PendingStep)."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            with contextlib.suppress(Exception):  # its owner gets the same exception from its own finish()
+                pending.finish()
+
+    def close(self) -> None:
+        """Finish any pending step and stop the compute thread."""
+        self.settle()
+        if self._compute is not None:
+            self._compute.shutdown(wait=True)
+            self._compute = None
 
     def _plan(self, chunks: Mapping[str, np.ndarray], report: StepReport) -> list[tuple[int, list[str], np.ndarray]]:
         """Validate and group the chunks by length: [(steps, stream ids, x [batch, steps, features])]."""
@@ -139,7 +226,12 @@ class Engine:
         return None
 
     def _run(self, groups: list[tuple[int, list[str], np.ndarray]], report: StepReport) -> None:
-        now_s = time.monotonic()
+        calls = self._start(groups, report)
+        self._apply(calls, self._execute(calls), report)
+
+    def _start(self, groups: list[tuple[int, list[str], np.ndarray]], report: StepReport) -> list[_Call]:
+        """Slots and gathered inputs for each group (a stream without a free slot is refused in `report`)."""
+        calls = []
         for steps, stream_ids, x in groups:
             try:
                 slots = self.store.slots_for(stream_ids)
@@ -153,26 +245,38 @@ class Engine:
                 slots = self.store.slots_for(stream_ids)
             feeds = dict(zip(self._state_inputs, self.store.gather(slots), strict=True))
             feeds[self.spec.data_input] = x
-            y, *states = self.session.run(self._output_names, feeds)
-            self.store.scatter(slots, states)
-            step0 = self.store.steps[slots].tolist()
-            self.store.touch(slots, steps, now_s)
-            report.scores.update(zip(stream_ids, y, strict=True))
-            report.step0.update(zip(stream_ids, step0, strict=True))
+            calls.append(_Call(steps, stream_ids, slots, feeds))
+        return calls
+
+    def _execute(self, calls: list[_Call]) -> list[list[Any]]:
+        """The onnxruntime calls alone (what the compute thread runs): no engine state is read or written."""
+        return [self.session.run(self._output_names, call.feeds) for call in calls]
+
+    def _apply(self, calls: list[_Call], outputs: list[list[Any]], report: StepReport) -> None:
+        now_s = time.monotonic()
+        for call, (y, *states) in zip(calls, outputs, strict=True):
+            self.store.scatter(call.slots, states)
+            step0 = self.store.steps[call.slots].tolist()
+            self.store.touch(call.slots, call.steps, now_s)
+            report.scores.update(zip(call.stream_ids, y, strict=True))
+            report.step0.update(zip(call.stream_ids, step0, strict=True))
             report.calls += 1
 
     # -- stream lifecycle ------------------------------------------------------------------------------------
 
     def reset(self, stream_id: str) -> bool:
         """Zero one stream's state; returns False if the engine does not hold it."""
+        self.settle()
         return self.store.reset(stream_id)
 
     def end(self, stream_id: str) -> bool:
         """Forget one stream and free its slot; returns False if the engine does not hold it."""
+        self.settle()
         return self.store.end(stream_id)
 
     def evict_idle(self, idle_s: float, now_s: float | None = None) -> list[str]:
         """End streams not stepped for `idle_s` seconds (monotonic clock); returns their ids."""
+        self.settle()
         return self.store.evict_idle(idle_s, now_s)
 
     def steps_done(self, stream_id: str) -> int:
@@ -182,10 +286,12 @@ class Engine:
 
     def snapshot(self, path: str | os.PathLike[str]) -> None:
         """Write every stream's state to `path` atomically."""
+        self.settle()
         self.store.snapshot(path, self.spec.fingerprint)
 
     def restore(self, path: str | os.PathLike[str]) -> None:
         """Replace all streams' state with the snapshot's; SnapshotError (nothing changed) if it doesn't fit."""
+        self.settle()
         self.store.restore(path, self.spec.fingerprint)
 
     @property

@@ -120,3 +120,21 @@ def test_a_stream_refused_for_capacity_leaves_no_frontend_state(logmel_model):
     assert pipe.frontend.streams == ["first"] and "second" not in pipe.streams  # type: ignore[attr-defined]
     assert pipe.end("first")
     np.testing.assert_array_equal(pipe.push({"second": x})["second"], Pipeline(logmel_model).push({"s": x})["s"])
+
+
+def test_push_report_async_equals_push_report(logmel_model):
+    """The daemon's path (frontend now, model call on the compute thread) gives the same bits, errors included."""
+    sync, concurrent = Pipeline(logmel_model), Pipeline(logmel_model)
+    x = sweep_signal(0.6)
+    for start, stop in ((0, 1500), (1500, 5000), (5000, len(x))):
+        chunks = {"a": x[start:stop], "b": x[::-1][start:stop], "bad": x[start:stop].astype(np.float64) * np.nan}
+        expected = sync.push_report(chunks)
+        pending = concurrent.push_report_async(chunks)
+        got = pending.finish()
+        assert got is pending.finish()
+        assert set(got.errors) == set(expected.errors) == {"bad"}
+        assert got.step0 == expected.step0
+        for stream_id, scores in expected.scores.items():
+            np.testing.assert_array_equal(got.scores[stream_id], scores)
+    assert concurrent.streams == sync.streams
+    concurrent.engine.close()
