@@ -58,7 +58,10 @@ class PublishConfig(_Section):
 class BatchConfig(_Section):
     max_batch: int = Field(default=128, ge=1, description="most streams stepped in one engine call")
     max_delay_ms: float = Field(
-        default=10.0, ge=0, le=10_000, description="longest a ready chunk waits for a fuller batch"
+        default=2.0,
+        ge=0,
+        le=10_000,
+        description="longest a ready chunk waits for a fuller batch (batches also fill while the previous computes)",
     )
 
 
