@@ -219,3 +219,54 @@ def test_reset_touches_one_stream_only():
     second = frontend.push({"x": (x, 16000), "y": (y[2345:], 16000)})
     np.testing.assert_array_equal(np.concatenate([first["y"], second["y"]]), logmel_offline(y, PARAMS))
     np.testing.assert_array_equal(second["x"], logmel_offline(x, PARAMS))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    chunk=st.sampled_from([160, 320, 1600, 1601, 399]),
+    streams=st.integers(2, 12),
+    odd_one=st.sampled_from(["none", "new", "float32", "other_size", "1d"]),
+)
+def test_uniform_batches_take_the_fast_path_and_equal_offline(seed, chunk, streams, odd_one):
+    """The daemon's batch (int16 mono chunks of one size, streams already open) skips the per-stream pass; the
+    features and carried tails are the same bits as offline. A batch that is not uniform (a new stream, a float
+    chunk, another size) takes the general path, also exactly."""
+    sources = {f"s{i}": signal(seed + i, chunk * 9, 1, "int16") for i in range(streams)}
+    together = LogMelFrontend(PARAMS, 40)
+    general_calls = 0
+    consume = together._consume
+
+    def counting(prepared):  # type: ignore[no-untyped-def]
+        nonlocal general_calls
+        general_calls += 1
+        return consume(prepared)
+
+    together._consume = counting  # type: ignore[method-assign]
+    fed: dict[str, list[np.ndarray]] = {k: [] for k in sources}
+    got: dict[str, list[np.ndarray]] = {k: [] for k in sources}
+    for step in range(8):
+        batch = {sid: x[step * chunk : (step + 1) * chunk] for sid, x in sources.items()}
+        if step == 4 and odd_one == "new":
+            sources["late"] = signal(seed, chunk * 9, 1, "int16")[: 4 * chunk]  # joins now, four chunks long
+            sources["late"] = np.concatenate([np.zeros((4 * chunk, 1), np.int16), sources["late"]])
+            batch["late"] = sources["late"][step * chunk : (step + 1) * chunk]
+            fed["late"], got["late"] = [], []
+        first = next(iter(sources))
+        if step == 4 and odd_one == "other_size":
+            batch[first] = batch[first][:-1]
+        if step == 4 and odd_one == "1d":
+            batch[first] = batch[first][:, 0]  # [n] instead of [n, 1] in the same batch: not uniform
+        pushed = {sid: (samples, 16000) for sid, samples in batch.items()}
+        if step == 4 and odd_one == "float32":
+            pushed[first] = (batch[first].astype(np.float32) / 32768, 16000)  # the same values, as float
+        for stream_id, samples in batch.items():
+            fed[stream_id].append(samples.reshape(-1))
+        for stream_id, features in together.push(pushed).items():
+            got[stream_id].append(features)
+    if chunk == 1600:  # 10 hops: every stream carries the same 320-sample tail from its first chunk on
+        assert general_calls == (1 if odd_one == "none" else 2)  # step 0 opens every stream: the general path
+    for stream_id in sources:
+        np.testing.assert_array_equal(
+            np.concatenate(got[stream_id]), logmel_offline(np.concatenate(fed[stream_id]), PARAMS)
+        )
