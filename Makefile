@@ -31,7 +31,7 @@ bench-daemon: setup  # about 8 minutes: capacity search for the daemon and the n
 	$(BIN)/streamer bench daemon
 
 soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
-	$(BIN)/streamer bench soak --streams 700 --minutes 10
+	$(BIN)/streamer bench soak --streams 450 --minutes 10
 
 train-keyword: setup  # the shipped keyword model from text alone (~35 min on 2 cores); see models/keywords/README.md
 	bash scripts/install-tts.sh

@@ -239,14 +239,14 @@ class Daemon:
                 self._prepare(self.batcher.take(self.config.batch.max_batch))
             paused = self._ingest_full()
             self.metrics.ingest_paused.set(paused)
-            if self._in_flight is not None:
-                if paused:  # nothing may be read: wait for the call instead
+            if paused:  # nothing may be read (producers' PUSH blocks): wait for the running call instead
+                if self._in_flight is not None:
                     self._advance()
-                    continue
-                timeout_ms, budget = IDLE_POLL_MS, IN_FLIGHT_READ_BUDGET  # the call's wake-up ends the wait
             else:
-                timeout_ms, budget = self._poll_timeout_ms(time.monotonic()), READ_BUDGET
-            if not paused:
+                if self._in_flight is not None:  # the call's wake-up ends the wait
+                    timeout_ms, budget = IDLE_POLL_MS, IN_FLIGHT_READ_BUDGET
+                else:
+                    timeout_ms, budget = self._poll_timeout_ms(time.monotonic()), READ_BUDGET
                 for sock in dict(poller.poll(timeout_ms)):
                     if sock is self._wake_rx:
                         self._wake_rx.recv()

@@ -51,7 +51,8 @@ class Batch:
         self.pending: PendingPush | None = None
 
     def done(self) -> bool:
-        return self.pending is not None and self.pending.done()
+        """Nothing left to wait for (also when the call could not start: `complete` then answers the failure)."""
+        return self.pending is None or self.pending.done()
 
 
 class Stepper:

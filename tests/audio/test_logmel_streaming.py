@@ -265,7 +265,9 @@ def test_uniform_batches_take_the_fast_path_and_equal_offline(seed, chunk, strea
         for stream_id, features in together.push(pushed).items():
             got[stream_id].append(features)
     if chunk == 1600:  # 10 hops: every stream carries the same 320-sample tail from its first chunk on
-        assert general_calls == (1 if odd_one == "none" else 2)  # step 0 opens every stream: the general path
+        # Step 0 opens every stream (general path); the odd batch at step 4 too; a short chunk leaves its stream
+        # a different tail from then on, so every later batch is not uniform either.
+        assert general_calls == {"none": 1, "other_size": 5}.get(odd_one, 2)
     for stream_id in sources:
         np.testing.assert_array_equal(
             np.concatenate(got[stream_id]), logmel_offline(np.concatenate(fed[stream_id]), PARAMS)
