@@ -222,9 +222,6 @@ def test_systemd_unit_exposure_is_at_most_2(unit_file: Path) -> None:
     assert "Type=notify" in text and "WatchdogSec=" in text and "RestartPreventExitStatus=2 3" in text
 
 
-# Timing-dependent (the producer must outrun the daemon): it failed once in about six full-suite runs on a loaded
-# machine and never in isolation, with the failing assertion not captured. A real loss fails every rerun too.
-@pytest.mark.flaky(reruns=2)
 def test_queue_bounds_push_back_on_producers_without_losing_anything(
     daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
 ) -> None:
@@ -238,8 +235,14 @@ def test_queue_bounds_push_back_on_producers_without_losing_anything(
     daemon = daemon_factory(keyword_model, sections)
     chunk = speechlike(1.0)  # 32 kB: two of them fill the daemon's queues
     streams = [f"bp{i}" for i in range(10)]
-    with Producer(daemon.ingest, send_hwm=10) as producer, Subscriber(daemon.publish, streams, ["pred"]) as subscriber:
-        time.sleep(0.3)
+    warm = "bpwarm"
+    with (
+        Producer(daemon.ingest, send_hwm=10) as producer,
+        Subscriber(daemon.publish, [*streams, warm], ["pred"]) as subscriber,
+    ):
+        # Until one answer arrives the subscription may not have reached the daemon (ZeroMQ's slow joiner): a fixed
+        # sleep here once lost the first answers on a loaded machine and the count below never completed.
+        _handshake(producer, subscriber, warm)
         sent, refused = 0, 0
         for index in range(3000):
             stream_id = streams[index % len(streams)]
@@ -253,5 +256,18 @@ def test_queue_bounds_push_back_on_producers_without_losing_anything(
             producer.next_seq[stream_id] = producer.next_seq.get(stream_id, 0) + 1
             sent += 1
         assert refused > 0  # the bound reached the producer
-        messages = collect(subscriber, lambda ms: len(ms) == sent, timeout_s=120)
-    assert {m.stream_id: m.header["seq"] for m in messages} == {s: producer.next_seq[s] - 1 for s in streams}
+        messages = collect(subscriber, lambda ms: sum(m.stream_id != warm for m in ms) == sent, timeout_s=120)
+    answered = [m for m in messages if m.stream_id != warm]
+    assert {m.stream_id: m.header["seq"] for m in answered} == {s: producer.next_seq[s] - 1 for s in streams}
+
+
+def _handshake(producer: Producer, subscriber: Subscriber, stream_id: str, timeout_s: float = 30) -> None:
+    """Send short chunks of `stream_id` until one is answered: from then on every subscribed answer arrives."""
+    deadline_s = time.monotonic() + timeout_s
+    seq = 0
+    while time.monotonic() < deadline_s:
+        producer.socket.send_multipart(encode_ingest(stream_id, seq, "data", speechlike(0.05), 16000))
+        seq += 1
+        if subscriber.recv(timeout_ms=200) is not None:
+            return
+    raise AssertionError(f"no answer for {stream_id} within {timeout_s} s")
