@@ -10,70 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from torch import nn
+from beep_model import RATE_HZ, tone, write_beep_rig
 
-from streamer.frontend.logmel import logmel_offline
-from streamer.frontend.melspec import LogMelParams
-from streamer.model.export import export_module
-
-RATE_HZ = 16000
 TONE_S = 0.4
-
-
-class LoudnessKeyword(nn.Module):
-    """ "beep" when the total mel energy (log) is over `level`: a stand-in model whose events we can predict."""
-
-    def __init__(self, n_mels: int, level: float) -> None:
-        super().__init__()
-        self.rnn = nn.GRU(n_mels, 4, 1, batch_first=True)  # carried, unused: the contract wants a state
-        self.level = level
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y, h = self.rnn(x, h)
-        loud = 4.0 * (torch.logsumexp(x, dim=-1, keepdim=True) - self.level) + 0.0 * y[..., :1]
-        return torch.softmax(torch.cat([-loud, loud], dim=-1), dim=-1), h
-
-
-def _tone(rng: np.random.Generator) -> np.ndarray:
-    t_s = np.arange(int(TONE_S * RATE_HZ)) / RATE_HZ
-    tone = 0.05 * np.sin(2 * np.pi * rng.uniform(500, 2000) * t_s) * np.hanning(len(t_s)) ** 0.25  # no clicks
-    silence = np.zeros(int(0.1 * RATE_HZ))
-    return np.concatenate([silence, tone, silence]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("evalrig")
     rng = np.random.default_rng(0)
-    params = LogMelParams()
     quiet = (rng.standard_normal(RATE_HZ * 60) * 10 ** (-70 / 20)).astype(np.float32)
-
-    def energy(samples: np.ndarray) -> float:
-        return float(np.log(np.exp(logmel_offline(samples, params).astype(np.float64)).sum(axis=1)).mean())
-
-    level = (energy(quiet) + energy(_tone(rng)[2400:-2400])) / 2
-    torch.manual_seed(0)
-    detection = {"threshold": 0.5, "smoothing_steps": 1, "patience_steps": 2, "refractory_s": 0.5}
-    export_module(
-        LoudnessKeyword(params.n_mels, level),
-        root / "model.onnx",
-        features=params.n_mels,
-        labels=["_background", "beep"],
-        scores="probabilities",
-        frontend=params.to_dict(),
-        extra_metadata={"streamer.detection": detection},
-    )
-    (root / "positives" / "beep").mkdir(parents=True)
-    for i in range(6):
-        sf.write(root / "positives" / "beep" / f"{i}.wav", _tone(rng), RATE_HZ)
+    write_beep_rig(root, rng, quiet, TONE_S, positives=6)
     (root / "negatives").mkdir()
     sf.write(root / "negatives" / "quiet.wav", quiet, RATE_HZ)
     with_false_alarms = quiet.copy()
     for start_s in (20.0, 40.0):  # two beeps inside the negatives: exactly two false accepts
-        tone = _tone(rng)
+        beep = tone(rng, TONE_S)
         start = int(start_s * RATE_HZ)
-        with_false_alarms[start : start + len(tone)] += tone
+        with_false_alarms[start : start + len(beep)] += beep
     sf.write(root / "negatives" / "beeps.flac", with_false_alarms, RATE_HZ)
     return root
 

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-import torch
-from torch import nn
+from beep_model import RATE_HZ, write_beep_rig
 
 from streamer.bench.keyword_latency import (
     ModelTiming,
@@ -29,11 +27,7 @@ from streamer.detect import DetectionParams
 from streamer.evaluate.det import Truth, match, span_to_steps
 from streamer.evaluate.events import Events
 from streamer.evaluate.splice import SpliceResult
-from streamer.frontend.logmel import logmel_offline
-from streamer.frontend.melspec import LogMelParams
-from streamer.model.export import export_module
 
-RATE_HZ = 16000
 STEP_MS = 10.0
 T0_NS = 5_000_000_000
 
@@ -172,53 +166,12 @@ def test_summarise_scores_only_up_to_a_dropped_chunk() -> None:
 TONE_S = 0.3
 
 
-class LoudnessKeyword(nn.Module):
-    """ "beep" while the total mel energy is over `level`: a stand-in whose events fire at known steps."""
-
-    def __init__(self, n_mels: int, level: float) -> None:
-        super().__init__()
-        self.rnn = nn.GRU(n_mels, 4, 1, batch_first=True)  # carried, unused: the contract wants a state
-        self.level = level
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y, h = self.rnn(x, h)
-        loud = 4.0 * (torch.logsumexp(x, dim=-1, keepdim=True) - self.level) + 0.0 * y[..., :1]
-        return torch.softmax(torch.cat([-loud, loud], dim=-1), dim=-1), h
-
-
-def _tone(rng: np.random.Generator) -> np.ndarray:
-    t_s = np.arange(int(TONE_S * RATE_HZ)) / RATE_HZ
-    tone = 0.05 * np.sin(2 * np.pi * rng.uniform(500, 2000) * t_s) * np.hanning(len(t_s)) ** 0.25
-    silence = np.zeros(int(0.1 * RATE_HZ))
-    return np.concatenate([silence, tone, silence]).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("latencyrig")
     rng = np.random.default_rng(0)
-    params = LogMelParams()
     quiet = (rng.standard_normal(RATE_HZ * 5) * 10 ** (-70 / 20)).astype(np.float32)  # the bench's noise floor
-
-    def energy(samples: np.ndarray) -> float:
-        return float(np.log(np.exp(logmel_offline(samples, params).astype(np.float64)).sum(axis=1)).mean())
-
-    level = (energy(quiet) + energy(_tone(rng)[2400:-2400])) / 2
-    torch.manual_seed(0)
-    export_module(
-        LoudnessKeyword(params.n_mels, level),
-        root / "model.onnx",
-        features=params.n_mels,
-        labels=["_background", "beep"],
-        scores="probabilities",
-        frontend=params.to_dict(),
-        extra_metadata={
-            "streamer.detection": {"threshold": 0.5, "smoothing_steps": 1, "patience_steps": 2, "refractory_s": 0.5}
-        },
-    )
-    (root / "positives" / "beep").mkdir(parents=True)
-    for i in range(5):
-        sf.write(root / "positives" / "beep" / f"{i}.wav", _tone(rng), RATE_HZ)
+    write_beep_rig(root, rng, quiet, TONE_S, positives=5)
     return root
 
 
