@@ -337,7 +337,7 @@ def cpu_per_message(model: Path, streams: int = 1000, rounds: int = 6) -> dict[s
             for seq in range(rounds + 2):
                 started = time.process_time()
                 for stream in range(streams):
-                    daemon._accept(frames(stream, seq), time.monotonic())
+                    daemon.ingest.accept(frames(stream, seq), time.monotonic())
                 while daemon.batcher.queued:
                     daemon.stepper.step(daemon.batcher.take(batch))
                 if seq >= 2:

@@ -1,7 +1,7 @@
 """The daemon: owns the lifecycle (bind, ready, serve, drain, exit) and wires ingest → batcher → stepper → publish.
 
-One thread runs the loop: read what the sockets hold (bounded), file it per stream (batcher.py), and when a batch
-is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it to the stepper (stepper.py).
+One thread runs the loop: read what the sockets hold (bounded; ingest.py decodes and files it per stream in
+batcher.py), and when a batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it to the stepper (stepper.py).
 The stepper runs the frontend here and the model call on the engine's compute thread (onnxruntime releases the
 GIL, so it uses the other core): while batch k's call runs, the loop reads, decodes and prepares batch k+1 (its
 frontend), starts k+1's call the moment k's ends, then publishes k's answers. Signals only set flags; the loop
@@ -22,19 +22,19 @@ from typing import Any
 
 import zmq
 
-from streamer.daemon import protocol
 from streamer.daemon.auth import ClientAllowList, is_loopback, make_server
-from streamer.daemon.batcher import Batcher, BatcherPolicy, Item, Notice
+from streamer.daemon.batcher import Batcher, BatcherPolicy, Item
 from streamer.daemon.config import RELOADABLE, DaemonConfig, load_config
+from streamer.daemon.ingest import Ingest
 from streamer.daemon.metrics import DaemonMetrics
 from streamer.daemon.mic import ENDPOINT as MIC_ENDPOINT
 from streamer.daemon.mic import MicrophoneBridge
 from streamer.daemon.persistence import StateKeeper
 from streamer.daemon.publisher import Publisher, bind
-from streamer.daemon.rates import RateLimitedLog, Rates
+from streamer.daemon.rates import Rates
 from streamer.daemon.stepper import Batch, Stepper, build_detector
 from streamer.daemon.systemd import Notifier
-from streamer.errors import ConfigError, ProtocolError, StreamerError
+from streamer.errors import ConfigError, StreamerError
 from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -68,18 +68,16 @@ class Daemon:
         self.spec = self.pipeline.engine.spec
         self.batcher = Batcher(self._batcher_policy(config))
         self.stepper = Stepper(self.pipeline, build_detector(self.pipeline, config), self.batcher, self.metrics)
-        self._limits = protocol.IngestLimits(max_payload_bytes=config.ingest.max_payload_bytes)
-        self._bad_log = RateLimitedLog()
         self._overload_reported: dict[str, float] = {}
         self._stop_requests = 0
         self._reload_requested = False
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._ingest: list[zmq.Socket[bytes]] = []
+        self._ingest_sockets: list[zmq.Socket[bytes]] = []
         self.publisher: Publisher | None = None
         self.endpoints: dict[str, str] = {}
         self._rates = Rates()
+        self.ingest = Ingest(config.ingest, self.batcher, self.stepper, self.metrics, self._rates)
         self._sources: list[MicrophoneBridge] = []
-        self._accepted = 0  # messages accepted in the current read burst (one counter update per burst)
         self.allow_list: ClientAllowList | None = None
         self._in_flight: Batch | None = None  # its model call is running (or done, not yet answered)
         self._prepared: Batch | None = None  # the next batch: frontend done, call not started
@@ -108,6 +106,7 @@ class Daemon:
         if security.curve:
             assert security.allowed_clients_dir is not None
             self.allow_list = ClientAllowList(self.context, security.allowed_clients_dir)
+            self.ingest.allow_list = self.allow_list
         else:
             for role, endpoint in (("ingest", self.config.ingest.endpoint), ("publish", self.config.publish.endpoint)):
                 if not is_loopback(endpoint):
@@ -123,7 +122,7 @@ class Daemon:
         pull.setsockopt(zmq.LINGER, 0)
         self._secure(pull)
         self.endpoints["ingest"] = bind(pull, self.config.ingest.endpoint, "ingest.endpoint")
-        self._ingest.append(pull)
+        self._ingest_sockets.append(pull)
         if self.config.ingest.subscribe:
             sub = self.context.socket(zmq.SUB)
             sub.setsockopt(zmq.RCVHWM, self.config.ingest.receive_hwm)
@@ -134,7 +133,7 @@ class Daemon:
                     sub.connect(endpoint)
                 except zmq.ZMQError as exc:
                     raise ConfigError(f"ingest.subscribe: cannot connect {endpoint!r}: {exc}") from None
-            self._ingest.append(sub)
+            self._ingest_sockets.append(sub)
         self._bind_publisher(self.config.publish.endpoint)
         if self.config.metrics.enabled:
             port = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
@@ -154,7 +153,7 @@ class Daemon:
 
     def add_microphone(self) -> None:
         """`mic.enabled`: capture from the microphone as stream `mic.stream_id` through the normal ingest path."""
-        bind(self._ingest[0], MIC_ENDPOINT, "mic")
+        bind(self._ingest_sockets[0], MIC_ENDPOINT, "mic")
         bridge = MicrophoneBridge(self.context, self.config.mic, self.pipeline.sample_rate_hz)
         bridge.start()
         self._sources.append(bridge)
@@ -204,9 +203,9 @@ class Daemon:
         for source in self._sources:
             source.close()
         self._sources.clear()
-        for sock in self._ingest:
+        for sock in self._ingest_sockets:
             sock.close(linger=0)
-        self._ingest.clear()
+        self._ingest_sockets.clear()
         if self.publisher is not None:
             self.publisher.close(linger_ms=1000)
             self.publisher = None
@@ -217,7 +216,7 @@ class Daemon:
         self._wake_tx.close(linger=0)
         if self.allow_list is not None:
             self.allow_list.stop()
-            self.allow_list = None
+            self.allow_list = self.ingest.allow_list = None
         self.context.term()
         self.notifier.close()
 
@@ -225,7 +224,7 @@ class Daemon:
 
     def _serve(self) -> None:
         poller = zmq.Poller()
-        for sock in self._ingest:
+        for sock in self._ingest_sockets:
             poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         next_housekeeping_s = time.monotonic() + HOUSEKEEPING_S
@@ -237,7 +236,7 @@ class Daemon:
                 self._advance()
             if self._prepared is None and self._batch_due(time.monotonic()):
                 self._prepare(self.batcher.take(self.config.batch.max_batch))
-            paused = self._ingest_full()
+            paused = self.ingest.full()
             self.metrics.ingest_paused.set(paused)
             if paused:  # nothing may be read (producers' PUSH blocks): wait for the running call instead
                 if self._in_flight is not None:
@@ -251,7 +250,7 @@ class Daemon:
                     if sock is self._wake_rx:
                         self._wake_rx.recv()
                     else:
-                        self._read(sock, budget)
+                        self.ingest.read(sock, budget)
             now_s = time.monotonic()
             if now_s >= next_housekeeping_s:
                 self._flush()  # evictions and snapshots need the pipeline still
@@ -309,81 +308,6 @@ class Daemon:
             return False
         full = self.batcher.streams_ready() >= self.config.batch.max_batch
         return full or now_s - oldest_s >= self.config.batch.max_delay_ms / 1000
-
-    def _ingest_full(self) -> bool:
-        """Backpressure: stop reading (producers' PUSH then blocks) at the queued chunk or byte bound."""
-        ingest = self.config.ingest
-        return self.batcher.queued >= ingest.max_queued_chunks or self.batcher.queued_bytes >= ingest.max_queued_bytes
-
-    def _read(self, sock: zmq.Socket[bytes], budget: int = READ_BUDGET) -> None:
-        self._accepted = 0
-        # Under CURVE, a socket whose peers authenticated (PULL) is checked message by message against the current
-        # allow-list: ZeroMQ authenticates a connection only once, and a key removed on SIGHUP must stop at once.
-        allow = self.allow_list if sock.socket_type == zmq.PULL else None
-        try:
-            for _ in range(budget):
-                if self._ingest_full():
-                    return
-                try:
-                    if allow is None:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    else:
-                        parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                        if not allow.admits(parts[0]):
-                            self._unauthorized(parts[0])
-                            continue
-                        frames = [part.bytes for part in parts]
-                except zmq.Again:
-                    return
-                self._accept(frames, time.monotonic())
-        finally:
-            self.metrics.messages["accepted"].inc(self._accepted)
-            self._rates.messages += self._accepted
-
-    def _accept(self, frames: list[bytes], now_s: float) -> None:
-        try:
-            stream_id = protocol.decode_stream_id(frames[0])
-        except ProtocolError as exc:
-            self._refuse(None, exc, now_s)
-            return
-        try:
-            message = protocol.decode_ingest(frames, self._limits, stream_id)
-        except ProtocolError as exc:
-            self._refuse(stream_id, exc, now_s)
-            return
-        except Exception:  # a decoder bug must not take the daemon down: answer, log the traceback, go on
-            log.exception("decoding a message of stream %s failed (a bug: please report it)", stream_id)
-            self._refuse(stream_id, ProtocolError("internal_error", "the daemon failed to decode this message"), now_s)
-            return
-        notices = self.batcher.add(message, now_s)
-        for notice in notices:
-            self._publish_notice(notice)
-        if not notices or notices[-1].accepted:
-            self._accepted += 1
-
-    def _unauthorized(self, frame: zmq.Frame) -> None:
-        """A message over a connection whose key is no longer allowed: dropped, counted, never answered."""
-        self.metrics.messages["unauthorized"].inc()
-        self._bad_log.warning(
-            "unauthorized",
-            f"dropped a message from client key {frame.get('User-Id')} (no longer in security.allowed_clients_dir)",
-            time.monotonic(),
-        )
-
-    def _refuse(self, stream_id: str | None, exc: ProtocolError, now_s: float) -> None:
-        self.metrics.messages[exc.code].inc()
-        self._bad_log.warning(exc.code, f"refused message for stream {stream_id or '?'}: {exc}", now_s)
-        self._send_status(stream_id, exc.code, str(exc))
-
-    def _publish_notice(self, notice: Notice) -> None:
-        if notice.code == "gap":
-            self.metrics.gaps.inc()
-        elif notice.code == "overload":
-            self.metrics.overload.inc()
-        if not notice.accepted:
-            self.metrics.messages[notice.code if notice.code in self.metrics.messages else "refused"].inc()
-        extra = {} if notice.resend_from is None else {"resend_from": notice.resend_from}
-        self._send_status(notice.stream_id, notice.code, notice.message, seq=notice.seq, **extra)
 
     def _send_status(self, stream_id: str | None, code: str, message: str, **extra: Any) -> None:
         self.stepper.send_status(stream_id, code, message, **extra)
