@@ -1,11 +1,11 @@
 """The daemon: owns the lifecycle (bind, ready, serve, drain, exit) and wires ingest → batcher → stepper → publish.
 
 One thread runs the loop: read what the sockets hold (bounded; ingest.py decodes and files it per stream in
-batcher.py), and when a batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it to the stepper (stepper.py).
-The stepper runs the frontend here and the model call on the engine's compute thread (onnxruntime releases the
-GIL, so it uses the other core): while batch k's call runs, the loop reads, decodes and prepares batch k+1 (its
-frontend), starts k+1's call the moment k's ends, then publishes k's answers. Signals only set flags; the loop
-acts on them.
+batcher.py), and when a batch is due (`max_batch` streams ready, or the oldest has waited `max_delay_ms`) hand it
+to the stepper (stepper.py). The stepper runs the frontend here and the model call on the engine's compute thread
+(onnxruntime releases the GIL, so it uses the other core): while batch k's call runs, the loop reads, decodes and
+prepares batch k+1 (its frontend), starts k+1's call the moment k's ends, then publishes k's answers. Signals
+only set flags; the loop acts on them.
 """
 
 from __future__ import annotations
