@@ -61,6 +61,11 @@ def check_rate(rate_hz: Any) -> int:
     return int(rate_hz)
 
 
+def frame_count(samples: int, win: int, hop: int) -> int:
+    """Frames in `samples` samples: frame k covers [k·hop, k·hop + win), so 1 + (samples - win) // hop, or 0."""
+    return 0 if samples < win else 1 + (samples - win) // hop
+
+
 def frame_view(signal: np.ndarray, win: int, hop: int, count: int) -> np.ndarray:
     """A view [count, win] (no copy) of a contiguous float32 signal: row k is signal[k·hop : k·hop + win]."""
     itemsize = signal.itemsize
@@ -81,7 +86,7 @@ def logmel_offline(
     if rate_hz is not None and check_rate(rate_hz) != spec.sample_rate_hz:
         mono = np.asarray(soxr.resample(mono, rate_hz, spec.sample_rate_hz), dtype=np.float32)
     win, hop = spec.win_samples, spec.hop_samples
-    count = 0 if len(mono) < win else 1 + (len(mono) - win) // hop
+    count = frame_count(len(mono), win, hop)
     if count == 0:
         return np.zeros((0, spec.n_mels), dtype=np.float32)
     return LogMelKernel(spec)(frame_view(mono, win, hop, count))
@@ -175,7 +180,7 @@ class LogMelFrontend:
         win, hop = self.params.win_samples, self.params.hop_samples
         count, chunk_length = len(states), shape[0]
         length = tail_length + chunk_length
-        frames_each = 0 if length < win else 1 + (length - win) // hop
+        frames_each = frame_count(length, win, hop)
         if frames_each == 0:
             return None
         signal = np.empty((count, length), dtype=np.float32)
@@ -223,7 +228,7 @@ class LogMelFrontend:
             state = self._streams.get(stream_id) or self._open(stream_id, rate)
             fresh = state.resampler.resample_chunk(mono) if state.resampler is not None else mono
             length = len(state.tail) + len(fresh)
-            count = 0 if length < win else 1 + (length - win) // hop
+            count = frame_count(length, win, hop)
             if count == 0:
                 state.tail = np.concatenate((state.tail, fresh))
                 out[stream_id] = np.zeros((0, self.params.n_mels), dtype=np.float32)
