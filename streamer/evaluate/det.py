@@ -130,6 +130,27 @@ def operating_point(curve: Sequence[Outcome], max_fa_per_hour: float) -> Outcome
     return min(allowed, key=lambda o: (o.misses, o.false_accepts, -o.thresholds[0]))
 
 
+def allocate(curves: Sequence[Sequence[Outcome]], max_false_accepts: int) -> list[Outcome] | None:
+    """One point from each keyword's own curve: the fewest misses in all with at most `max_false_accepts` false
+    accepts in all (ties: fewer false accepts, then higher thresholds). None when some keyword has no point
+    within the budget. Exact: a knapsack over the false-accept count, which is small at these rates."""
+    best: dict[int, tuple[int, tuple[float, ...], list[Outcome]]] = {0: (0, (), [])}  # FAs → (misses, key, picks)
+    for curve in curves:
+        merged: dict[int, tuple[int, tuple[float, ...], list[Outcome]]] = {}
+        for used, (misses, key, picks) in best.items():
+            for outcome in curve:
+                total = used + outcome.false_accepts
+                if total > max_false_accepts:
+                    continue
+                candidate = (misses + outcome.misses, (*key, -outcome.thresholds[0]), [*picks, outcome])
+                if total not in merged or candidate[:2] < merged[total][:2]:
+                    merged[total] = candidate
+        if not merged:
+            return None
+        best = merged
+    return min(best.items(), key=lambda item: (item[1][0], item[0], item[1][1]))[1][2]
+
+
 def span_to_steps(
     start_sample: np.ndarray, end_sample: np.ndarray, *, hop: int, win: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.detect import DetectionParams
-from streamer.evaluate.det import Truth, operating_point, score, span_to_steps, sweep
+from streamer.evaluate.det import Outcome, Truth, allocate, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
 
 LABELS = ["_background", "hey", "stop"]
@@ -118,3 +118,39 @@ def test_span_to_steps_matches_frame_layout() -> None:
     assert start.tolist() == [0, 0, 1, 4]
     # A span ending at sample e (exclusive) ends in the first frame with 160k + 400 ≥ e.
     assert end.tolist() == [0, 1, 1, 9]
+
+
+def _outcome(threshold: float, misses: int, false_accepts: int) -> Outcome:
+    return Outcome((threshold,), 10, misses, false_accepts, float(false_accepts), np.zeros(0, np.int64))
+
+
+def test_allocate_spends_the_false_accept_budget_where_it_saves_most_misses() -> None:
+    quiet = [_outcome(0.99, 6, 0), _outcome(0.9, 1, 0), _outcome(0.5, 0, 3)]  # no FA until very low
+    noisy = [_outcome(0.999, 5, 0), _outcome(0.99, 2, 1), _outcome(0.9, 0, 4)]
+    picks = allocate([quiet, noisy], max_false_accepts=1)
+    assert picks is not None
+    assert [p.thresholds[0] for p in picks] == [0.9, 0.99]  # 1 + 2 misses, 1 false accept
+    assert allocate([quiet, noisy], max_false_accepts=0) == [quiet[1], noisy[0]]
+    assert allocate([[_outcome(0.9, 0, 2)]], max_false_accepts=1) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), min_size=1, max_size=5), min_size=1, max_size=4
+    ),
+    st.integers(0, 8),
+)
+def test_allocate_equals_brute_force(raw: list[list[tuple[int, int]]], budget: int) -> None:
+    import itertools
+
+    curves = [[_outcome(1.0 - 0.01 * i, m, f) for i, (m, f) in enumerate(curve)] for curve in raw]
+    feasible = [c for c in itertools.product(*curves) if sum(o.false_accepts for o in c) <= budget]
+    picks = allocate(curves, budget)
+    if not feasible:
+        assert picks is None
+        return
+    assert picks is not None and len(picks) == len(curves)
+    assert all(p in curve for p, curve in zip(picks, curves, strict=True))
+    assert sum(p.false_accepts for p in picks) <= budget
+    assert sum(p.misses for p in picks) == min(sum(o.misses for o in c) for c in feasible)
