@@ -136,9 +136,7 @@ def test_allocate_spends_the_false_accept_budget_where_it_saves_most_misses() ->
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(
-        st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), min_size=1, max_size=5), min_size=1, max_size=4
-    ),
+    st.lists(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), min_size=1, max_size=5), min_size=1, max_size=4),
     st.integers(0, 8),
 )
 def test_allocate_equals_brute_force(raw: list[list[tuple[int, int]]], budget: int) -> None:
