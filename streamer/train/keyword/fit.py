@@ -23,6 +23,8 @@ class FitConfig:
     segment_steps: int = 200
     learning_rate: float = 3e-3
     keyword_weight: float = 2.0
+    freq_masks: int = 2  # SpecAugment: bands of mel bins set to their mean, per lane and segment
+    freq_mask_bins: int = 6  # widest band masked
     seed: int = 0
 
 
@@ -34,6 +36,23 @@ def _lanes(streams: Sequence[FeatureStream], lanes: int, rng: np.random.Generato
     targets = [np.concatenate([streams[i].targets for i in g]) for g in groups]
     length = min(len(f) for f in features)
     return (np.stack([f[:length] for f in features]), np.stack([t[:length] for t in targets]))
+
+
+def mask_frequencies(
+    x: torch.Tensor, mean: torch.Tensor, masks: int, widest: int, generator: torch.Generator
+) -> torch.Tensor:
+    """SpecAugment's frequency masking: in each lane, `masks` bands of up to `widest` mel bins (random width and
+    place, the same for the whole segment) are set to the bins' training mean, i.e. to 0 after normalisation."""
+    lanes, _, bins = x.shape
+    if masks <= 0 or widest <= 0:
+        return x
+    hidden = torch.zeros(lanes, bins, dtype=torch.bool)
+    index = torch.arange(bins)
+    for _ in range(masks):
+        width = torch.randint(0, widest + 1, (lanes, 1), generator=generator)
+        start = (torch.rand(lanes, 1, generator=generator) * (bins - width + 1)).long()
+        hidden |= (index >= start) & (index < start + width)
+    return torch.where(hidden[:, None, :], mean, x)
 
 
 def normalisation(streams: Sequence[FeatureStream]) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +76,7 @@ def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) ->
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
     )
     state = net.zero_state(lanes)
+    generator = torch.Generator().manual_seed(config.seed)
     position = 0
     losses = []
     net.train()
@@ -67,6 +87,7 @@ def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) ->
             x = torch.from_numpy(features[:, position : position + config.segment_steps].astype(np.float32))
             y = torch.from_numpy(targets[:, position : position + config.segment_steps].astype(np.int64))
             position += config.segment_steps
+            x = mask_frequencies(x, net.feature_mean, config.freq_masks, config.freq_mask_bins, generator)
             logits, state = net(x, state.detach())
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, classes), y.reshape(-1), weight=weights, ignore_index=IGNORE
