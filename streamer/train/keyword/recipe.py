@@ -48,11 +48,11 @@ class KeywordRecipe:
     phrases: tuple[str, ...]
     voices: str = "full"  # "full": every installed engine (scripts/install-tts.sh); "ci": espeak-ng + flite
     plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=40, near_misses=12, sentences=20))
-    espeak_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=6, near_misses=3, sentences=4))
+    espeak_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=2, near_misses=1, sentences=2))
     eval_plan: RenderPlan = field(default_factory=lambda: RenderPlan(positives=12, near_misses=8, sentences=40))
     validation_fraction: float = 0.1
     train_hours: float = 10.0
-    validation_hours: float = 2.0
+    validation_hours: float = 6.0  # negatives there set the per-keyword thresholds: a few hours, not minutes
     stream_s: float = 60.0
     stream: StreamRecipe = field(default_factory=StreamRecipe)
     fit: FitConfig = field(default_factory=FitConfig)

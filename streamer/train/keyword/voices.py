@@ -43,16 +43,24 @@ class Prosody:
 _ESPEAK_TRAIN_ACCENTS = ("en-us", "en", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-us-nyc")
 _ESPEAK_HELDOUT_ACCENTS = ("en-gb-scotland", "en-gb-x-gbcwmd")
 _ESPEAK_VARIANTS = ("m1", "m3", "m5", "m7", "f1", "f2", "f3", "f4")
+# More of espeak-ng's voice variants (formant sets, breathiness, Klatt synthesis), for training only: each is
+# another vocal tract over the same accent rules. The novelty ones (robots, whisper, croak) are left out.
+_ESPEAK_MORE_VARIANTS = (
+    "m2", "m4", "m6", "m8", "f5", "klatt", "klatt2", "klatt3", "Andy", "Annie", "adam", "anika", "aunty",
+    "belinda", "boris", "david", "edward", "grandma", "grandpa", "john", "linda", "max", "norbert", "paul",
+    "rob", "steph", "travis", "victor", "zac",
+)  # fmt: skip
 _GPL = "GPL-3 (espeak-ng)"
 
 
-def _espeak(accents: Sequence[str]) -> list[Voice]:
-    return [Voice("espeak", f"{a}+{v}", donor=f"espeak-{a}", licence=_GPL) for a in accents for v in _ESPEAK_VARIANTS]
+def _espeak(accents: Sequence[str], variants: Sequence[str] = _ESPEAK_VARIANTS) -> list[Voice]:
+    return [Voice("espeak", f"{a}+{v}", donor=f"espeak-{a}", licence=_GPL) for a in accents for v in variants]
 
 
 # Split by donor: the held-out voices share no human donor with the training voices (flite slt = festival slt).
 TRAIN_VOICES: tuple[Voice, ...] = (
-    *_espeak(_ESPEAK_TRAIN_ACCENTS),
+    *_espeak(_ESPEAK_TRAIN_ACCENTS, (*_ESPEAK_VARIANTS, *_ESPEAK_MORE_VARIANTS)),
+    Voice("festival", "kal_diphone", "cmu-kal", "festvox (free use)"),
     Voice("mbrola", "mb-us1", "mbrola-us1", "mbrola voice: non-commercial use only"),
     Voice("mbrola", "mb-us2", "mbrola-us2", "mbrola voice: non-commercial use only"),
     Voice("mbrola", "mb-en1", "mbrola-en1", "mbrola voice: non-commercial use only"),
