@@ -104,7 +104,8 @@ def write_card(
         f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
         f"`streamer train-keyword {quoted} --out {out_dir}`.",
         "",
-        f"Detection defaults (metadata `streamer.detection`): `{run['detection']}`, chosen on validation streams "
+        f"Detection defaults (metadata `streamer.detection`): `{run['detection']}`, one threshold per keyword "
+        "(the fewest misses in all within the false-accept budget), chosen on validation streams "
         f"(held-back renderings of the training voices, {run['validation']['negative_hours']} h): there "
         f"FRR {_pct(run['validation']['frr'])} at {run['validation']['fa_per_hour']} FA/h.",
         "",
@@ -145,7 +146,9 @@ def write_card(
         "synthetic room reverberation, band-limiting; random level and a noise floor), played as "
         f"{recipe['fit']['lanes']} endless lanes with the GRU state carried across segments of "
         f"{recipe['fit']['segment_steps']} steps and across streams (truncated BPTT, never reset), "
-        f"{recipe['fit']['steps']} Adam steps. Targets: the keyword class for 3 steps before to 20 steps after each "
+        f"{recipe['fit']['steps']} Adam steps, SpecAugment frequency masks ({recipe['fit']['freq_masks']} bands of "
+        f"up to {recipe['fit']['freq_mask_bins']} mel bins per lane and segment). Targets: the keyword class for "
+        "3 steps before to 20 steps after each "
         "keyword's end, ignored over the second half of the keyword, background elsewhere. "
         f"Wall time on the 2-core build machine: {run['timings_s']}.",
         "",
