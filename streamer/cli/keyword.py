@@ -12,6 +12,23 @@ import typer
 from streamer.errors import ConfigError
 
 
+def check_device(device: str) -> None:
+    """A torch device this machine has: 'cpu', or 'cuda'/'cuda:N' where torch sees that GPU (else exit 2)."""
+    import torch
+
+    if device == "cpu":
+        return
+    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"--device is {device!r}, expected 'cpu', 'cuda' or 'cuda:N'")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device[5:]) if ":" in device else 0
+    if index >= count:
+        raise ConfigError(
+            f"--device {device}: torch {torch.__version__} sees {count} CUDA device(s); train on 'cpu' "
+            "or install a CUDA build of torch"
+        )
+
+
 def train_keyword(
     phrases: Annotated[list[str], typer.Argument(help="keyword phrases, one class each, e.g. 'hey streamer'")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx, README.md, det.png, ...")],
@@ -27,6 +44,7 @@ def train_keyword(
         float, typer.Option(help="the default threshold: fewest misses with at most this many FA/h on validation")
     ] = 0.5,
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
+    device: Annotated[str, typer.Option(help="where the network trains: 'cpu', or 'cuda' for a GPU")] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Build a keyword model from text alone: TTS voices, augmentation, stateful training, export, evaluation."""
@@ -40,13 +58,14 @@ def train_keyword(
             f"steps={steps}, train_hours={train_hours}, eval_hours={eval_hours}: expected "
             "steps ≥ 1, train_hours > 0, eval_hours ≥ 0, hidden ≥ 1, target_fa_per_hour ≥ 0"
         )
+    check_device(device)
     recipe = KeywordRecipe(
         phrases=tuple(phrases),
         voices=voices,
         hidden=hidden,
         target_fa_per_hour=target_fa_per_hour,
         train_hours=train_hours,
-        fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed),
+        fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed, device=device),
         evaluate=eval_hours > 0,
         eval_negative_hours=eval_hours or 2.0,
         workers=workers,

@@ -1,6 +1,11 @@
-"""Keyword training's SpecAugment frequency masking: whole mel bands set to their mean, per lane, for a segment."""
+"""Keyword training: SpecAugment frequency masking (whole mel bands set to their mean, per lane, for a segment) and
+the training device check."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +30,20 @@ def test_no_masks_leaves_the_input_alone() -> None:
     x = torch.randn(4, 3, 40)
     assert mask_frequencies(x, torch.zeros(40), 0, 6, torch.Generator()) is x
     assert mask_frequencies(x, torch.zeros(40), 2, 0, torch.Generator()) is x
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("gpu", "expected 'cpu', 'cuda' or 'cuda:N'"), ("cuda:99", "sees")],
+)
+def test_train_keyword_refuses_a_device_it_does_not_have(device: str, message: str, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "streamer.cli.main", "train-keyword", "hey there", "--out", str(tmp_path / "m")]
+    result = subprocess.run(
+        [*command, "--device", device],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "--device" in result.stderr
+    assert not (tmp_path / "m").exists()  # refused before any rendering

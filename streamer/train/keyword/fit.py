@@ -26,6 +26,7 @@ class FitConfig:
     freq_masks: int = 2  # SpecAugment: bands of mel bins set to their mean, per lane and segment
     freq_mask_bins: int = 6  # widest band masked
     seed: int = 0
+    device: str = "cpu"  # where the optimiser runs ("cuda" for a GPU); the network comes back on the CPU
 
 
 def _lanes(streams: Sequence[FeatureStream], lanes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -63,19 +64,25 @@ def normalisation(streams: Sequence[FeatureStream]) -> tuple[np.ndarray, np.ndar
 
 def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) -> list[float]:
     """Train in place; returns the loss per step. Each lane is an endless stream: the state is carried from
-    segment to segment and across stream boundaries (detached, so gradients stop at segment edges)."""
+    segment to segment and across stream boundaries (detached, so gradients stop at segment edges).
+
+    Random draws (lane order, masks) are made on the CPU whatever the device, so a GPU run sees the same data."""
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
+    device = torch.device(config.device)
     features, targets = _lanes(streams, config.lanes, rng)
     lanes, length, _ = features.shape
     classes = net.head.out_features
     weights = torch.full((classes,), config.keyword_weight)
     weights[0] = 1.0
+    mean = net.feature_mean.detach().clone()  # the masks' fill value, on the CPU
+    net.to(device)
+    weights = weights.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
     )
-    state = net.zero_state(lanes)
+    state = net.zero_state(lanes).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     position = 0
     losses = []
@@ -87,7 +94,8 @@ def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) ->
             x = torch.from_numpy(features[:, position : position + config.segment_steps].astype(np.float32))
             y = torch.from_numpy(targets[:, position : position + config.segment_steps].astype(np.int64))
             position += config.segment_steps
-            x = mask_frequencies(x, net.feature_mean, config.freq_masks, config.freq_mask_bins, generator)
+            x = mask_frequencies(x, mean, config.freq_masks, config.freq_mask_bins, generator).to(device)
+            y = y.to(device)
             logits, state = net(x, state.detach())
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, classes), y.reshape(-1), weight=weights, ignore_index=IGNORE
@@ -100,6 +108,7 @@ def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) ->
             losses.append(loss.item())
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    net.to("cpu")
     net.eval()
     return losses
 
