@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian speech, noise and music packages used by full keyword training (`make train-keyword`).
-#   tts:    espeak-ng, flite, festival (+3 diphone voices, 1 HTS voice), pico (non-free), mbrola (contrib/non-free)
+#   tts:    espeak-ng, flite, festival (+4 diphone voices, 1 HTS voice, 3 mbrola voices), pico (non-free),
+#           mbrola (contrib/non-free), RHVoice English (non-free: alan, bdl, clb, slt LGPL; evgeniy, lyubov CC-BY-NC-ND)
 #   noise:  sonic-pi-samples (CC0), lincity-ng-data (GPL-2+/CC-BY-SA), asterisk-moh-opsound-wav (CC-BY-SA-3.0)
 #   speech: asterisk-core-sounds-en(-wav) (CC-BY-SA-3.0): real recorded prompts, used as negatives
-# mbrola voices are licensed for NON-COMMERCIAL use only; a model trained on them inherits that restriction.
+# mbrola voices (and RHVoice's evgeniy and lyubov) are licensed for NON-COMMERCIAL use only; a model trained on
+# them inherits that restriction.
 # Idempotent: does nothing when everything is present. Needs root and apt-get.
 set -euo pipefail
 
 packages=(
   espeak-ng flite sox
-  festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-us-slt-hts
+  festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-us-slt-hts festvox-don festlex-oald
+  festvox-us1 festvox-us2 festvox-en1
+  rhvoice rhvoice-english
   libttspico-utils
   mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
   sonic-pi-samples lincity-ng-data asterisk-moh-opsound-wav

@@ -20,7 +20,7 @@ SAMPLE_RATE_HZ = 16000
 
 @dataclass(frozen=True)
 class Voice:
-    """One TTS voice: `engine` (espeak, mbrola, flite, festival, pico), its own voice name, licence note."""
+    """One TTS voice: `engine` (espeak, mbrola, flite, festival, pico, rhvoice), its own voice name, licence note."""
 
     engine: str
     name: str
@@ -69,6 +69,18 @@ TRAIN_VOICES: tuple[Voice, ...] = (
     Voice("flite", "rms", "cmu-rms", "BSD-like (CMU flite)"),
     Voice("festival", "rab_diphone", "festvox-rab", "festvox (free use)"),
     Voice("pico", "en-US", "pico-en-US", "Apache-2.0 (SVOX pico, Debian non-free)"),
+    # The mbrola donors again through festival's own prosody and lexicon (a different rendering of each word).
+    Voice("festival", "us1_mbrola", "mbrola-us1", "mbrola voice: non-commercial use only"),
+    Voice("festival", "us2_mbrola", "mbrola-us2", "mbrola voice: non-commercial use only"),
+    Voice("festival", "en1_mbrola", "mbrola-en1", "mbrola voice: non-commercial use only"),
+    Voice("festival", "don_diphone", "festvox-don", "festvox (free use)"),
+    # RHVoice's statistical parametric voices: the most natural here. alan, bdl and clb are built from the CMU
+    # ARCTIC recordings (alan = awb's donor); its slt shares the held-out donor cmu-slt and is left out.
+    Voice("rhvoice", "alan", "cmu-awb", "LGPL-2.1+ (RHVoice, Debian non-free)"),
+    Voice("rhvoice", "bdl", "cmu-bdl", "LGPL-2.1+ (RHVoice, Debian non-free)"),
+    Voice("rhvoice", "clb", "cmu-clb", "LGPL-2.1+ (RHVoice, Debian non-free)"),
+    Voice("rhvoice", "evgeniy-eng", "rhvoice-evgeniy", "CC-BY-NC-ND-4.0 (RHVoice): non-commercial use only"),
+    Voice("rhvoice", "lyubov", "rhvoice-lyubov", "CC-BY-NC-ND-4.0 (RHVoice): non-commercial use only"),
 )
 HELDOUT_VOICES: tuple[Voice, ...] = (
     *_espeak(_ESPEAK_HELDOUT_ACCENTS[:1])[:4],
@@ -90,19 +102,33 @@ CI_HELDOUT_VOICES: tuple[Voice, ...] = (
     Voice("flite", "rms", "cmu-rms", "BSD-like (CMU flite)"),
 )
 
-_TOOLS = {"espeak": "espeak-ng", "mbrola": "espeak-ng", "flite": "flite", "festival": "festival", "pico": "pico2wave"}
+_TOOLS = {
+    "espeak": "espeak-ng",
+    "mbrola": "espeak-ng",
+    "flite": "flite",
+    "festival": "festival",
+    "pico": "pico2wave",
+    "rhvoice": "RHVoice-test",
+}
+_FESTIVAL_VOICES = Path("/usr/share/festival/voices")
+_RHVOICE_VOICES = Path("/usr/share/RHVoice/voices")
+
+
+def _installed(voice: Voice) -> bool:
+    if shutil.which(_TOOLS[voice.engine]) is None:
+        return False
+    if voice.engine == "mbrola":
+        return Path("/usr/share/mbrola", voice.name.removeprefix("mb-")).exists()
+    if voice.engine == "festival":
+        return any(_FESTIVAL_VOICES.glob(f"*/{voice.name}"))
+    if voice.engine == "rhvoice":
+        return (_RHVOICE_VOICES / voice.name).exists()
+    return True
 
 
 def available(voices: Sequence[Voice]) -> list[Voice]:
-    """The voices whose engine (and mbrola voice file) is installed here."""
-    found = []
-    for voice in voices:
-        if shutil.which(_TOOLS[voice.engine]) is None:
-            continue
-        if voice.engine == "mbrola" and not Path("/usr/share/mbrola", voice.name.removeprefix("mb-")).exists():
-            continue
-        found.append(voice)
-    return found
+    """The voices whose engine (and voice data) is installed here."""
+    return [voice for voice in voices if _installed(voice)]
 
 
 def _command(voice: Voice, text: str, prosody: Prosody, wav: Path) -> list[str]:
@@ -128,6 +154,9 @@ def _command(voice: Voice, text: str, prosody: Prosody, wav: Path) -> list[str]:
         speed_pct, pitch_pct = round(100 * prosody.rate), round(100 * prosody.pitch)
         body = f"<speed level='{speed_pct}'><pitch level='{pitch_pct}'>{text}</pitch></speed>"
         return ["pico2wave", "-l", voice.name, "-w", str(wav), body]
+    if voice.engine == "rhvoice":  # reads the text from stdin; rate and pitch in percent of the voice's default
+        rate, pitch = str(round(100 * prosody.rate)), str(round(100 * prosody.pitch))
+        return ["RHVoice-test", "-p", voice.name, "-r", rate, "-t", pitch, "-o", str(wav)]
     raise ConfigError(f"voice {voice.key}: engine {voice.engine!r} has no single-call renderer")
 
 
@@ -158,7 +187,7 @@ def render_many(voice: Voice, items: Sequence[tuple[str, Prosody]]) -> list[np.n
             _run(["festival", "--batch", str(script)], voice)
         else:
             for (text, prosody), path in zip(items, paths, strict=True):
-                _run(_command(voice, text, prosody, path), voice)
+                _run(_command(voice, text, prosody, path), voice, stdin=text if voice.engine == "rhvoice" else None)
         clips = []
         for (_, prosody), path in zip(items, paths, strict=True):
             clip = _load_16k(path)
@@ -174,8 +203,9 @@ def _shift_pitch(clip: np.ndarray, factor: float) -> np.ndarray:
     return np.asarray(shifted, dtype=np.float32)
 
 
-def _run(command: list[str], voice: Voice) -> None:
-    result = subprocess.run(command, capture_output=True, timeout=120, check=False)
+def _run(command: list[str], voice: Voice, stdin: str | None = None) -> None:
+    data = stdin.encode() if stdin is not None else None
+    result = subprocess.run(command, input=data, capture_output=True, timeout=120, check=False)
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip()[-300:]
         raise ConfigError(f"TTS voice {voice.key}: {command[0]} exited {result.returncode}: {message}")
