@@ -88,7 +88,7 @@ def write_card(
     recipe = run["recipe"]
     phrases = recipe["phrases"]
     used = {v.key: v for v in voices}
-    mbrola = any(k.startswith("mbrola:") for k in run["train_voices"])
+    restricted = sorted(k for k in run["train_voices"] if k in used and "non-commercial" in used[k].licence)
     quoted = " ".join(f'"{p}"' for p in phrases)
     fit = recipe["fit"]
     quoted += (
@@ -160,11 +160,11 @@ def write_card(
         lines.append(f"- {', '.join(engines)}: {voice}")
     for package, licence in sources.LICENCES.items():
         lines.append(f"- {package}: {licence}")
-    if mbrola:
+    if restricted:
         lines += [
             "",
-            "**The mbrola voices are licensed for non-commercial use only; this model was trained on "
-            "their output, so use it for non-commercial purposes only, or retrain without them.**",
+            f"**Some voices are licensed for non-commercial use only ({', '.join(restricted)}); this model was "
+            "trained on their output, so use it for non-commercial purposes only, or retrain without them.**",
         ]
     lines += [
         "",
