@@ -28,6 +28,7 @@ class StreamRecipe:
     music_probability: float = 0.35
     level_dbfs: tuple[float, float] = (-42.0, -16.0)
     floor_dbfs: tuple[float, float] = (-80.0, -55.0)
+    eq_probability: float = 0.0  # random EQ per utterance (augment.random_eq); 0 draws no random number for it
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def assemble(
         else:
             source = pools.speech[rng.integers(len(pools.speech))].samples
             clip = source
-        clip = augment_clip(clip, rng)
+        clip = augment_clip(clip, rng, recipe.eq_probability)
         clip = clip * (speech_rms * 10 ** (rng.uniform(-8, 6) / 20) / (rms(clip) + 1e-9))
         stop = min(length, cursor + len(clip))
         foreground[cursor:stop] += clip[: stop - cursor]

@@ -1,4 +1,5 @@
-"""Audio augmentation for keyword training: gain, speed, synthetic reverberation, band-limiting, SNR mixing."""
+"""Audio augmentation for keyword training: gain, speed, synthetic reverberation, band-limiting, random EQ, SNR
+mixing."""
 
 from __future__ import annotations
 
@@ -57,13 +58,29 @@ def band_limit(clip: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
     return np.fft.irfft(spectrum * gain, len(clip)).astype(np.float32)
 
 
-def augment_clip(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The per-utterance chain: speed 0.8–1.25× (formants and pitch move too), reverb (p 0.5), band-limiting (p 0.3)."""
+def random_eq(clip: np.ndarray, rng: np.random.Generator, max_db: float = 8.0, bands: int = 4) -> np.ndarray:
+    """A smooth random colouring (another voice's spectral envelope, another microphone): the gain in dB is a sum of
+    `bands` cosines over log frequency (50 Hz to 8 kHz), scaled so its largest excursion is up to `max_db`."""
+    spectrum = np.fft.rfft(clip)
+    freqs_hz = np.fft.rfftfreq(len(clip), 1 / SAMPLE_RATE_HZ)
+    position = np.log2(np.maximum(freqs_hz, 50.0) / 50.0) / np.log2(8000.0 / 50.0)  # 0..1
+    gain_db = np.zeros_like(freqs_hz)
+    for k in range(1, bands + 1):
+        gain_db += rng.uniform(-1.0, 1.0) * np.cos(np.pi * k * position + rng.uniform(0.0, 2 * np.pi))
+    gain_db *= rng.uniform(0.3, 1.0) * max_db / (np.abs(gain_db).max() + 1e-9)
+    return np.fft.irfft(spectrum * 10 ** (gain_db / 20), len(clip)).astype(np.float32)
+
+
+def augment_clip(clip: np.ndarray, rng: np.random.Generator, eq_probability: float = 0.0) -> np.ndarray:
+    """The per-utterance chain: speed 0.8–1.25× (formants and pitch move too), reverb (p 0.5), band-limiting (p 0.3),
+    random EQ (p `eq_probability`; at 0 no random number is drawn for it, so older streams are reproduced)."""
     clip = change_speed(clip, float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))))  # like another vocal tract
     if rng.random() < 0.5:
         clip = reverberate(clip, rng)
     if rng.random() < 0.3:
         clip = band_limit(clip, low_hz=float(rng.uniform(60, 400)), high_hz=float(rng.uniform(3000, 7500)))
+    if eq_probability > 0 and rng.random() < eq_probability:
+        clip = random_eq(clip, rng)
     return clip
 
 

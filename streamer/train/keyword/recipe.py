@@ -186,6 +186,7 @@ def write_eval_set(recipe: KeywordRecipe, held: ClipSet, folder: Path) -> dict[s
         noise_probability=0.0,
         music_probability=0.0,
         level_dbfs=(-30.0, -22.0),
+        eq_probability=0.0,  # the held-out negatives are plain renderings and recordings
     )
     files = max(1, round(recipe.eval_negative_hours * 6))
     (folder / "negatives").mkdir(parents=True, exist_ok=True)
