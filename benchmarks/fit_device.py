@@ -58,7 +58,7 @@ def new_net(hidden: int, streams: list[FeatureStream]) -> KeywordNet:
 
 
 def timed_fit(net: KeywordNet, streams: list[FeatureStream], config: FitConfig) -> tuple[float, list[float]]:
-    """Seconds per optimiser step over `config.steps` (after one untimed warm-up step on the same device)."""
+    """Seconds per optimiser step over `config.steps` (after 12 untimed warm-up steps on the same device)."""
     fit(copy.deepcopy(net), streams, dataclasses.replace(config, steps=12))
     if config.device.startswith("cuda"):
         torch.cuda.synchronize()

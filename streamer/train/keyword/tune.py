@@ -62,19 +62,18 @@ def tune(
     streams: Sequence[FeatureStream],
     params: LogMelParams,
     target_fa_per_hour: float,
-    grid: Sequence[tuple[int, int]] = DETECTION_GRID,
 ) -> Tuning:
     """Per-keyword thresholds: the fewest misses in all with at most `target_fa_per_hour` false accepts in all on
     validation (keywords differ: one may need 0.999 where another is quiet at 0.9), for each (smoothing, patience)
-    of `grid`; the setting with the fewest misses wins (ties: the earlier in `grid`). The shared `threshold` is
-    the best single threshold there, for keywords a config adds later."""
+    of DETECTION_GRID; the setting with the fewest misses wins (ties: the earlier in the grid). The shared
+    `threshold` is the best single threshold at the winning setting, for keywords a config adds later."""
     hours = negative_hours(streams, params)
     truth = validation_truth(streams, params)
     tolerance = round(TOLERANCE_AFTER_S / params.step_period_s)
     budget = int(target_fa_per_hour * hours)
-    best: tuple[tuple[int, int, int], dict[str, Any], Outcome, Outcome] | None = None
+    best: tuple[tuple[int, int, int], dict[str, Any], Outcome, EventTrack] | None = None
     tried = []
-    for rank, (smoothing, patience) in enumerate(grid):
+    for rank, (smoothing, patience) in enumerate(DETECTION_GRID):
         base = {
             "background": ["_background"],
             "threshold": 0.5,
@@ -86,8 +85,6 @@ def tune(
         resolved = DetectionParams.resolve(labels, {"streamer.detection": json.dumps(base)}, params.step_period_s)
         assert resolved is not None
         track = EventTrack(probabilities, resolved)
-        shared_curve = sweep(track, truth, negative_hours=hours, tolerance_after_steps=tolerance)
-        shared = operating_point(shared_curve, target_fa_per_hour) or shared_curve[0]
         curves = [
             sweep(track, truth, negative_hours=hours, tolerance_after_steps=tolerance, keywords=[k])
             for k in range(len(resolved.keywords))
@@ -97,11 +94,7 @@ def tune(
             picks = [curve[0] for curve in curves]
         per_keyword = [round(p.thresholds[0], 6) for p in picks]
         chosen = score(track, truth, per_keyword, negative_hours=hours, tolerance_after_steps=tolerance)
-        detection = {
-            **base,
-            "threshold": round(shared.thresholds[0], 6),
-            "thresholds": dict(zip([labels[k] for k in resolved.keywords], per_keyword, strict=True)),
-        }
+        detection = {**base, "thresholds": dict(zip([labels[k] for k in resolved.keywords], per_keyword, strict=True))}
         tried.append(
             {
                 "smoothing_steps": smoothing,
@@ -113,9 +106,12 @@ def tune(
         within = chosen.false_accepts <= budget
         key = (0 if within else 1, chosen.misses if within else chosen.false_accepts, rank)
         if best is None or key < best[0]:
-            best = (key, detection, chosen, shared)
+            best = (key, detection, chosen, track)
     assert best is not None
-    _, detection, chosen, shared = best
+    _, detection, chosen, track = best
+    shared_curve = sweep(track, truth, negative_hours=hours, tolerance_after_steps=tolerance)
+    shared = operating_point(shared_curve, target_fa_per_hour) or shared_curve[0]
+    detection["threshold"] = round(shared.thresholds[0], 6)
     validation = {
         "negative_hours": round(hours, 3),
         "positives": chosen.positives,
