@@ -130,17 +130,22 @@ def mel_to_hz(mels: np.ndarray, mel_scale: str) -> np.ndarray:
     return np.where(mels >= 15.0, 1000.0 * np.exp(log_step * (mels - 15.0)), mels * (200.0 / 3))
 
 
-def mel_filterbank(params: LogMelParams) -> np.ndarray:
-    """Triangular mel filters, float32 [n_fft // 2 + 1, n_mels], unnormalised (peak 1), as torchaudio's
-    `melscale_fbanks(..., norm=None)`: edges equally spaced in mel between f_min_hz and f_max_hz."""
-    n_bins = params.n_fft // 2 + 1
-    bin_hz = np.linspace(0.0, params.sample_rate_hz / 2, n_bins)
+def mel_edges_hz(params: LogMelParams) -> np.ndarray:
+    """The n_mels + 2 filter edges in Hz, equally spaced in mel; filter k peaks at edge k + 1."""
     edge_mels = np.linspace(
         hz_to_mel(np.array(params.f_min_hz), params.mel_scale),
         hz_to_mel(np.array(params.f_max_hz), params.mel_scale),
         params.n_mels + 2,
     )
-    edge_hz = mel_to_hz(edge_mels, params.mel_scale)
+    return mel_to_hz(edge_mels, params.mel_scale)
+
+
+def mel_filterbank(params: LogMelParams) -> np.ndarray:
+    """Triangular mel filters, float32 [n_fft // 2 + 1, n_mels], unnormalised (peak 1), as torchaudio's
+    `melscale_fbanks(..., norm=None)`: edges equally spaced in mel between f_min_hz and f_max_hz."""
+    n_bins = params.n_fft // 2 + 1
+    bin_hz = np.linspace(0.0, params.sample_rate_hz / 2, n_bins)
+    edge_hz = mel_edges_hz(params)
     edge_gap_hz = np.diff(edge_hz)
     slopes = edge_hz[None, :] - bin_hz[:, None]  # [n_bins, n_mels + 2]
     rising = -slopes[:, :-2] / edge_gap_hz[:-1]

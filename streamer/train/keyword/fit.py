@@ -25,6 +25,7 @@ class FitConfig:
     keyword_weight: float = 2.0
     freq_masks: int = 2  # SpecAugment: bands of mel bins set to their mean, per lane and segment
     freq_mask_bins: int = 6  # widest band masked
+    warp: float = 0.0  # VTLP: the mel axis stretched by a factor in [1/(1+warp), 1+warp] per lane and segment
     seed: int = 0
     device: str = "cpu"  # where the optimiser runs ("cuda" for a GPU); the network comes back on the CPU
 
@@ -56,15 +57,46 @@ def mask_frequencies(
     return torch.where(hidden[:, None, :], mean, x)
 
 
+def warp_bands(x: torch.Tensor, centres_hz: np.ndarray, factors: np.ndarray) -> torch.Tensor:
+    """Move what each lane of `x` [lanes, T, bands] had at f Hz to factors[lane]·f Hz: band k takes the value
+    (linearly interpolated between bands) found at centres_hz[k] / factor; beyond the edges, the edge band's."""
+    lanes, steps, bands = x.shape
+    source = np.stack([np.interp(centres_hz / a, centres_hz, np.arange(bands)) for a in factors])
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, bands - 1)
+    weight = torch.from_numpy((source - low).astype(np.float32))[:, None, :]
+    low_t = torch.from_numpy(low)[:, None, :].expand(lanes, steps, bands)
+    high_t = torch.from_numpy(high)[:, None, :].expand(lanes, steps, bands)
+    return x.gather(2, low_t) * (1 - weight) + x.gather(2, high_t) * weight
+
+
+def warp_frequencies(
+    x: torch.Tensor, centres_hz: np.ndarray, max_warp: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Vocal tract length perturbation on log-mel features: per lane a factor log-uniform in
+    [1/(1+max_warp), 1+max_warp] (> 1: like a shorter vocal tract, formants higher). At 0, nothing is drawn."""
+    if max_warp <= 0:
+        return x
+    span = float(np.log1p(max_warp))
+    factors = torch.exp((torch.rand(x.shape[0], generator=generator) * 2 - 1) * span)
+    return warp_bands(x, centres_hz, factors.numpy())
+
+
 def normalisation(streams: Sequence[FeatureStream]) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and standard deviation of the training features."""
     stacked = np.concatenate([s.features[::4] for s in streams]).astype(np.float64)
     return stacked.mean(axis=0), stacked.std(axis=0)
 
 
-def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) -> list[float]:
+def fit(
+    net: KeywordNet,
+    streams: Sequence[FeatureStream],
+    config: FitConfig,
+    centres_hz: np.ndarray | None = None,
+) -> list[float]:
     """Train in place; returns the loss per step. Each lane is an endless stream: the state is carried from
     segment to segment and across stream boundaries (detached, so gradients stop at segment edges).
+    `centres_hz`, the mel bands' centre frequencies, is needed when `config.warp` > 0.
 
     Random draws (lane order, masks) are made on the CPU whatever the device, so a GPU run sees the same data."""
     rng = np.random.default_rng(config.seed)
@@ -82,6 +114,8 @@ def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) ->
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
     )
+    if config.warp > 0 and centres_hz is None:
+        raise ValueError("FitConfig.warp > 0 needs the mel bands' centre frequencies (centres_hz)")
     state = net.zero_state(lanes).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     position = 0
@@ -94,6 +128,8 @@ def fit(net: KeywordNet, streams: Sequence[FeatureStream], config: FitConfig) ->
             x = torch.from_numpy(features[:, position : position + config.segment_steps].astype(np.float32))
             y = torch.from_numpy(targets[:, position : position + config.segment_steps].astype(np.int64))
             position += config.segment_steps
+            if centres_hz is not None:
+                x = warp_frequencies(x, centres_hz, config.warp, generator)
             x = mask_frequencies(x, mean, config.freq_masks, config.freq_mask_bins, generator).to(device)
             y = y.to(device)
             logits, state = net(x, state.detach())

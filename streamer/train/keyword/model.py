@@ -16,11 +16,13 @@ class KeywordNet(nn.Module):
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
 
-    def __init__(self, n_mels: int, classes: int, hidden: int = 64, layers: int = 2) -> None:
+    def __init__(self, n_mels: int, classes: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(n_mels))
         self.register_buffer("feature_std", torch.ones(n_mels))
-        self.rnn = nn.GRU(n_mels, hidden, layers, batch_first=True)
+        # Dropout (training only) on each GRU layer's output: between the layers and before the head.
+        self.rnn = nn.GRU(n_mels, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, classes)
 
     def set_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:
@@ -29,7 +31,7 @@ class KeywordNet(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y, h = self.rnn((x - self.feature_mean) / self.feature_std, h)
-        return self.head(y), h
+        return self.head(self.drop(y)), h
 
     def zero_state(self, batch: int) -> torch.Tensor:
         return torch.zeros(self.rnn.num_layers, batch, self.rnn.hidden_size)

@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 
 from streamer.errors import ConfigError
-from streamer.frontend.melspec import LogMelParams
+from streamer.frontend.melspec import LogMelParams, mel_edges_hz
 from streamer.model.export import export_module
 from streamer.train.keyword import corpus, sources
 from streamer.train.keyword.assemble import Pools, StreamRecipe, assemble
@@ -58,6 +58,7 @@ class KeywordRecipe:
     fit: FitConfig = field(default_factory=FitConfig)
     hidden: int = 64
     layers: int = 2
+    dropout: float = 0.0  # on each GRU layer's output, in training only
     target_fa_per_hour: float = 0.5
     evaluate: bool = True
     eval_negative_hours: float = 2.0
@@ -292,9 +293,9 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
 
     mark = time.perf_counter()
     torch.manual_seed(recipe.seed)
-    net = KeywordNet(params.n_mels, len(labels), recipe.hidden, recipe.layers)
+    net = KeywordNet(params.n_mels, len(labels), recipe.hidden, recipe.layers, recipe.dropout)
     net.set_normalisation(*normalisation(train_streams))
-    losses = fit(net, train_streams, recipe.fit)
+    losses = fit(net, train_streams, recipe.fit, centres_hz=mel_edges_hz(params)[1:-1])
     timings["train_s"] = time.perf_counter() - mark
 
     tuning = tune(probabilities(net, valid_streams), labels, valid_streams, params, recipe.target_fa_per_hour)
