@@ -40,6 +40,10 @@ def train_keyword(
     train_hours: Annotated[float, typer.Option(help="hours of assembled training audio")] = 10.0,
     eval_hours: Annotated[float, typer.Option(help="hours of held-out negatives to evaluate on (0: skip)")] = 2.0,
     hidden: Annotated[int, typer.Option(help="GRU units per layer (2 layers)")] = 64,
+    dropout: Annotated[float, typer.Option(help="dropout on each GRU layer's output while training (0: none)")] = 0.0,
+    warp: Annotated[
+        float, typer.Option(help="vocal tract length perturbation: mel axis stretched by up to this fraction (0: off)")
+    ] = 0.0,
     target_fa_per_hour: Annotated[
         float, typer.Option(help="the default threshold: fewest misses with at most this many FA/h on validation")
     ] = 0.5,
@@ -58,14 +62,17 @@ def train_keyword(
             f"steps={steps}, train_hours={train_hours}, eval_hours={eval_hours}: expected "
             "steps ≥ 1, train_hours > 0, eval_hours ≥ 0, hidden ≥ 1, target_fa_per_hour ≥ 0"
         )
+    if not (0.0 <= dropout < 1.0 and 0.0 <= warp <= 0.5):
+        raise ConfigError(f"dropout={dropout}, warp={warp}: expected 0 ≤ dropout < 1 and 0 ≤ warp ≤ 0.5")
     check_device(device)
     recipe = KeywordRecipe(
         phrases=tuple(phrases),
         voices=voices,
         hidden=hidden,
+        dropout=dropout,
         target_fa_per_hour=target_fa_per_hour,
         train_hours=train_hours,
-        fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed, device=device),
+        fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed, device=device, warp=warp),
         evaluate=eval_hours > 0,
         eval_negative_hours=eval_hours or 2.0,
         workers=workers,

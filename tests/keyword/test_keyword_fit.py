@@ -105,3 +105,12 @@ def test_train_keyword_refuses_a_device_it_does_not_have(device: str, message: s
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "--device" in result.stderr
     assert not (tmp_path / "m").exists()  # refused before any rendering
+
+
+@pytest.mark.parametrize("option", [["--dropout", "1.0"], ["--warp", "-0.1"], ["--warp", "0.9"]])
+def test_train_keyword_refuses_out_of_range_regularisation(option: list[str], tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "streamer.cli.main", "train-keyword", "hey there", "--out", str(tmp_path / "m")]
+    result = subprocess.run([*command, *option], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "dropout=" in result.stderr and "warp=" in result.stderr
+    assert not (tmp_path / "m").exists()
