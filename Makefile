@@ -33,10 +33,10 @@ bench-daemon: setup  # about 9 minutes: capacity search for the daemon and the n
 soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
 	$(BIN)/streamer bench soak --streams 450 --minutes 10
 
-train-keyword: setup  # the shipped keyword model from text alone (~50 min on 2 cores); see models/keywords/README.md
+train-keyword: setup  # the shipped keyword model from text alone (~80 min on 2 cores); see models/keywords/README.md
 	bash scripts/install-tts.sh
 	$(BIN)/streamer train-keyword "hey streamer" "lights on" "play music" "stop timer" --out models/keywords \
-		--steps 5000 --train-hours 30 --hidden 96 --target-fa-per-hour 1 --eval-hours 2 --seed 0
+		--steps 8000 --train-hours 30 --hidden 96 --target-fa-per-hour 1 --eval-hours 2 --seed 0 --dropout 0.2
 
 bench-sensor: setup
 	$(BIN)/python examples/bench_one_sample.py

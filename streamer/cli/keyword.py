@@ -46,7 +46,7 @@ def train_keyword(
     ] = 0.0,
     target_fa_per_hour: Annotated[
         float, typer.Option(help="the default threshold: fewest misses with at most this many FA/h on validation")
-    ] = 0.5,
+    ] = 1.0,
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
     device: Annotated[str, typer.Option(help="where the network trains: 'cpu', or 'cuda' for a GPU")] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,

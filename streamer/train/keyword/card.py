@@ -96,6 +96,10 @@ def write_card(
         f" --target-fa-per-hour {recipe['target_fa_per_hour']:g} --eval-hours {recipe['eval_negative_hours']:g}"
         f" --seed {recipe['seed']}"
     )
+    if recipe.get("dropout", 0.0) > 0:
+        quoted += f" --dropout {recipe['dropout']:g}"
+    if fit.get("warp", 0.0) > 0:
+        quoted += f" --warp {fit['warp']:g}"
     lines = [
         f"# Keyword model: {', '.join(phrases)}",
         "",
