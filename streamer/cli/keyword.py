@@ -29,6 +29,18 @@ def check_device(device: str) -> None:
         )
 
 
+def _frontend(hop_ms: float, win_ms: float) -> dict:
+    """The log-mel metadata for a hop and window (else the defaults); the FFT the next power of two ≥ the window."""
+    from streamer.frontend.melspec import LogMelParams
+
+    if not (0 < hop_ms <= win_ms <= 64):
+        raise ConfigError(f"--hop-ms {hop_ms:g} --win-ms {win_ms:g}: expected 0 < hop ≤ window ≤ 64 ms")
+    window = LogMelParams(hop_ms=hop_ms, win_ms=win_ms)
+    n_fft = max(512, 1 << (window.win_samples - 1).bit_length())
+    params = LogMelParams.from_dict({**window.to_dict(), "n_fft": n_fft})
+    return params.to_dict()
+
+
 def train_keyword(
     phrases: Annotated[list[str], typer.Argument(help="keyword phrases, one class each, e.g. 'hey streamer'")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx, README.md, det.png, ...")],
@@ -47,6 +59,8 @@ def train_keyword(
     target_fa_per_hour: Annotated[
         float, typer.Option(help="the default threshold: fewest misses with at most this many FA/h on validation")
     ] = 1.0,
+    hop_ms: Annotated[float, typer.Option(help="feature hop = one model step; 20 halves the daemon's work")] = 10.0,
+    win_ms: Annotated[float, typer.Option(help="analysis window (FFT length: the next power of two)")] = 25.0,
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
     device: Annotated[str, typer.Option(help="where the network trains: 'cpu', or 'cuda' for a GPU")] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
@@ -65,6 +79,7 @@ def train_keyword(
     if not (0.0 <= dropout < 1.0 and 0.0 <= warp <= 0.5):
         raise ConfigError(f"dropout={dropout}, warp={warp}: expected 0 ≤ dropout < 1 and 0 ≤ warp ≤ 0.5")
     check_device(device)
+    frontend = _frontend(hop_ms, win_ms)
     recipe = KeywordRecipe(
         phrases=tuple(phrases),
         voices=voices,
@@ -77,6 +92,7 @@ def train_keyword(
         eval_negative_hours=eval_hours or 2.0,
         workers=workers,
         seed=seed,
+        frontend=frontend,
     )
     folder = data_dir or Path("data/keyword") / "-".join(label_of(p) for p in phrases)
     run = train_keyword(recipe, out, folder)

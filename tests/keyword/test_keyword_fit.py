@@ -114,3 +114,20 @@ def test_train_keyword_refuses_out_of_range_regularisation(option: list[str], tm
     assert result.returncode == 2, result.stderr
     assert "dropout=" in result.stderr and "warp=" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("option", [["--hop-ms", "0"], ["--hop-ms", "30", "--win-ms", "25"], ["--win-ms", "100"]])
+def test_train_keyword_refuses_a_bad_hop_or_window(option: list[str], tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "streamer.cli.main", "train-keyword", "hey there", "--out", str(tmp_path / "m")]
+    result = subprocess.run([*command, *option], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "--hop-ms" in result.stderr and "window" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_fft_grows_with_the_window() -> None:
+    from streamer.cli.keyword import _frontend
+
+    assert _frontend(20.0, 32.0)["n_fft"] == 512 and _frontend(20.0, 32.0)["hop_ms"] == 20.0
+    assert _frontend(10.0, 25.0) == LogMelParams().to_dict()
+    assert _frontend(20.0, 40.0)["n_fft"] == 1024

@@ -7,7 +7,9 @@ import numpy as np
 from streamer.frontend.melspec import LogMelParams
 from streamer.train.keyword.assemble import Occurrence
 from streamer.train.keyword.dataset import FeatureStream
-from streamer.train.keyword.tune import DETECTION_GRID, tune
+from streamer.train.keyword.tune import detection_grid, tune
+
+DETECTION_GRID = detection_grid(LogMelParams())
 
 PARAMS = LogMelParams()
 STEPS = 3000  # 30 s of 10 ms steps
@@ -48,3 +50,9 @@ def test_the_default_setting_wins_ties() -> None:
     tuning = tune(probabilities, ["_background", "kw"], streams, PARAMS, target_fa_per_hour=1.0)
     assert (tuning.detection["smoothing_steps"], tuning.detection["patience_steps"]) == DETECTION_GRID[0]
     assert tuning.validation["frr"] == 0.0
+
+
+def test_the_grid_is_the_same_time_at_any_hop() -> None:
+    """The (smoothing, patience) settings are spans of time: whole steps of the model's hop, halves rounded up."""
+    assert detection_grid(LogMelParams()) == [(5, 3), (3, 2), (2, 1), (8, 4)]
+    assert detection_grid(LogMelParams(hop_ms=20.0, win_ms=32.0)) == [(3, 2), (2, 1), (1, 1), (4, 2)]

@@ -76,7 +76,7 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
         "",
         "![DET curve](det.png)",
         "",
-        "Latency is stream time from the keyword's last loud sample to the event (±10 ms, one step); the "
+        "Latency is stream time from the keyword's last loud sample to the event (± one model step); the "
         "daemon adds its processing and transport time on top.",
     ]
     return lines
@@ -100,11 +100,16 @@ def write_card(
         quoted += f" --dropout {recipe['dropout']:g}"
     if fit.get("warp", 0.0) > 0:
         quoted += f" --warp {fit['warp']:g}"
+    frontend = {"win_ms": 25.0, "hop_ms": 10.0, "n_mels": 40, "sample_rate_hz": 16000, **recipe.get("frontend", {})}
+    if (frontend["hop_ms"], frontend["win_ms"]) != (10.0, 25.0):
+        quoted += f" --hop-ms {frontend['hop_ms']:g} --win-ms {frontend['win_ms']:g}"
     lines = [
         f"# Keyword model: {', '.join(phrases)}",
         "",
-        f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per 10 ms step). "
-        f"GRU {recipe['layers']}×{recipe['hidden']} over 40 log-mel bands (16 kHz, 25 ms window, 10 ms hop), "
+        f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per {frontend['hop_ms']:g} ms step). "
+        f"GRU {recipe['layers']}×{recipe['hidden']} over {frontend['n_mels']} log-mel bands "
+        f"({frontend['sample_rate_hz'] / 1000:g} kHz, {frontend['win_ms']:g} ms window, "
+        f"{frontend['hop_ms']:g} ms hop), "
         f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
         f"`streamer train-keyword {quoted} --out {out_dir}`.",
         "",

@@ -13,17 +13,22 @@ from streamer.detect import DetectionParams
 from streamer.evaluate.det import Outcome, Truth, allocate, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
 from streamer.frontend.melspec import LogMelParams
-from streamer.train.keyword.dataset import FeatureStream
+from streamer.train.keyword.dataset import FeatureStream, steps_of
 
-SMOOTHING_STEPS = 5
-PATIENCE_STEPS = 3
-# (smoothing_steps, patience_steps) tried on validation, the first the default: longer smoothing and patience
-# ignore brief score spikes at the cost of a few tens of ms of latency; shorter ones fire sooner and catch keywords
-# whose score peaks briefly. On model H's validation: (3, 2) 45.6 % FRR, (5, 3) 46.5 %, (8, 4) 51.9 %, (12, 6)
-# 55.8 %, each at <= 1 FA/h.
-DETECTION_GRID: tuple[tuple[int, int], ...] = ((SMOOTHING_STEPS, PATIENCE_STEPS), (3, 2), (2, 1), (8, 4))
+# (smoothing, patience) in ms, tried on validation, the first the default: longer smoothing and patience ignore
+# brief score spikes at the cost of a few tens of ms of latency; shorter ones fire sooner and catch keywords whose
+# score peaks briefly. In steps of 10 ms, on model H's validation: (3, 2) 45.6 % FRR, (5, 3) 46.5 %, (8, 4)
+# 51.9 %, (12, 6) 55.8 %, each at <= 1 FA/h. Converted to whole steps of the model's hop by `detection_grid`.
+DETECTION_GRID_MS: tuple[tuple[int, int], ...] = ((50, 30), (30, 20), (20, 10), (80, 40))
 REFRACTORY_S = 1.0
 TOLERANCE_AFTER_S = 1.0
+
+
+def detection_grid(params: LogMelParams) -> list[tuple[int, int]]:
+    """DETECTION_GRID_MS in whole steps of the model's hop (at 10 ms: (5, 3), (3, 2), (2, 1), (8, 4)), each
+    setting once, in order."""
+    grid = [(steps_of(s, params.hop_ms), steps_of(p, params.hop_ms)) for s, p in DETECTION_GRID_MS]
+    return list(dict.fromkeys(grid))
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def tune(
 ) -> Tuning:
     """Per-keyword thresholds: the fewest misses in all with at most `target_fa_per_hour` false accepts in all on
     validation (keywords differ: one may need 0.999 where another is quiet at 0.9), for each (smoothing, patience)
-    of DETECTION_GRID; the setting with the fewest misses wins (ties: the earlier in the grid). The shared
+    of `detection_grid(params)`; the setting with the fewest misses wins (ties: the earlier in the grid). The shared
     `threshold` is the best single threshold at the winning setting, for keywords a config adds later."""
     hours = negative_hours(streams, params)
     truth = validation_truth(streams, params)
@@ -73,7 +78,7 @@ def tune(
     budget = int(target_fa_per_hour * hours)
     best: tuple[tuple[int, int, int], dict[str, Any], Outcome, EventTrack] | None = None
     tried = []
-    for rank, (smoothing, patience) in enumerate(DETECTION_GRID):
+    for rank, (smoothing, patience) in enumerate(detection_grid(params)):
         base = {
             "background": ["_background"],
             "threshold": 0.5,
