@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.train.keyword import sources
+from streamer.train.keyword.dataset import TARGET_AFTER_END_MS, TARGET_BEFORE_END_MS
 from streamer.train.keyword.voices import Voice
 
 
@@ -157,7 +158,7 @@ def write_card(
         f"{recipe['fit']['segment_steps']} steps and across streams (truncated BPTT, never reset), "
         f"{recipe['fit']['steps']} Adam steps, SpecAugment frequency masks ({recipe['fit']['freq_masks']} bands of "
         f"up to {recipe['fit']['freq_mask_bins']} mel bins per lane and segment). Targets: the keyword class for "
-        "3 steps before to 20 steps after each "
+        f"{TARGET_BEFORE_END_MS} ms before to {TARGET_AFTER_END_MS} ms after each "
         "keyword's end, ignored over the second half of the keyword, background elsewhere. "
         f"Wall time on the 2-core build machine: {run['timings_s']}.",
         "",
