@@ -27,7 +27,7 @@ bench: setup
 	$(BIN)/streamer bench frontend
 	$(BIN)/streamer bench fuzz --messages 100000
 
-bench-daemon: setup  # about 9 minutes: capacity search for the daemon and the naive baseline
+bench-daemon: setup  # 2-9 minutes: capacity search for the daemon and the naive baseline
 	$(BIN)/streamer bench daemon
 
 soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
