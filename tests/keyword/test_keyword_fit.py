@@ -107,21 +107,22 @@ def test_train_keyword_refuses_a_device_it_does_not_have(device: str, message: s
     assert not (tmp_path / "m").exists()  # refused before any rendering
 
 
-@pytest.mark.parametrize("option", [["--dropout", "1.0"], ["--warp", "-0.1"], ["--warp", "0.9"]])
-def test_train_keyword_refuses_out_of_range_regularisation(option: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (["--dropout", "1.0"], ("dropout=", "warp=")),
+        (["--warp", "-0.1"], ("dropout=", "warp=")),
+        (["--warp", "0.9"], ("dropout=", "warp=")),
+        (["--hop-ms", "0"], ("--hop-ms", "window")),
+        (["--hop-ms", "30", "--win-ms", "25"], ("--hop-ms", "window")),
+        (["--win-ms", "100"], ("--hop-ms", "window")),
+    ],
+)
+def test_train_keyword_refuses_out_of_range_options(option: list[str], named: tuple[str, str], tmp_path: Path) -> None:
     command = [sys.executable, "-m", "streamer.cli.main", "train-keyword", "hey there", "--out", str(tmp_path / "m")]
     result = subprocess.run([*command, *option], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert "dropout=" in result.stderr and "warp=" in result.stderr
-    assert not (tmp_path / "m").exists()
-
-
-@pytest.mark.parametrize("option", [["--hop-ms", "0"], ["--hop-ms", "30", "--win-ms", "25"], ["--win-ms", "100"]])
-def test_train_keyword_refuses_a_bad_hop_or_window(option: list[str], tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "streamer.cli.main", "train-keyword", "hey there", "--out", str(tmp_path / "m")]
-    result = subprocess.run([*command, *option], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert "--hop-ms" in result.stderr and "window" in result.stderr
+    assert all(name in result.stderr for name in named), result.stderr
     assert not (tmp_path / "m").exists()
 
 
