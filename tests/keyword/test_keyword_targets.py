@@ -6,19 +6,14 @@ import numpy as np
 import pytest
 
 from streamer.frontend.melspec import LogMelParams
-from streamer.train.keyword.assemble import IGNORE, Occurrence, frame_targets
-from streamer.train.keyword.dataset import TARGET_AFTER_END_MS, TARGET_BEFORE_END_MS, steps_of
-
-
-def _targets(params: LogMelParams, occurrence: Occurrence, frames: int) -> np.ndarray:
-    return frame_targets(
-        frames,
-        [occurrence],
-        hop=params.hop_samples,
-        win=params.win_samples,
-        before_end_steps=steps_of(TARGET_BEFORE_END_MS, params.hop_ms),
-        after_end_steps=steps_of(TARGET_AFTER_END_MS, params.hop_ms),
-    )
+from streamer.train.keyword.assemble import (
+    IGNORE,
+    TARGET_AFTER_END_MS,
+    TARGET_BEFORE_END_MS,
+    Occurrence,
+    frame_targets,
+    steps_of,
+)
 
 
 @pytest.mark.parametrize(("hop_ms", "win_ms"), [(10.0, 25.0), (20.0, 32.0)])
@@ -26,7 +21,7 @@ def test_keyword_class_spans_the_same_time_at_any_hop(hop_ms: float, win_ms: flo
     params = LogMelParams(hop_ms=hop_ms, win_ms=win_ms)
     rate = params.sample_rate_hz
     occurrence = Occurrence(label=2, start=1 * rate, end=2 * rate)  # a keyword from 1.0 s to 2.0 s
-    targets = _targets(params, occurrence, frames=round(4000 / hop_ms))
+    targets = frame_targets(round(4000 / hop_ms), [occurrence], params)
     step_s = params.step_period_s
     # the first frame that has seen the keyword's last sample
     end_step = -(-(occurrence.end - params.win_samples) // params.hop_samples)

@@ -9,9 +9,8 @@ from streamer.train.keyword.assemble import Occurrence
 from streamer.train.keyword.dataset import FeatureStream
 from streamer.train.keyword.tune import detection_grid, tune
 
-DETECTION_GRID = detection_grid(LogMelParams())
-
 PARAMS = LogMelParams()
+DETECTION_GRID = detection_grid(PARAMS)
 STEPS = 3000  # 30 s of 10 ms steps
 POSITIVE_STEPS = (500, 1500, 2500)
 SPIKE_STEPS = (1000, 2000)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamer.frontend.melspec import LogMelParams
 from streamer.train.keyword.augment import augment_clip, rms, scale_to_snr
 from streamer.train.keyword.sources import Recording
 
 SAMPLE_RATE_HZ = 16000
 IGNORE = -100  # target of frames the loss skips (the end of a keyword, where either answer is fair)
+TARGET_BEFORE_END_MS = 30  # a keyword's class is the target from this long before its end ...
+TARGET_AFTER_END_MS = 200  # ... to this long after it (3 and 20 steps at a 10 ms hop)
+
+
+def steps_of(duration_ms: float, hop_ms: float) -> int:
+    """A duration in whole model steps, halves rounded up, at least one: the same span whatever the hop."""
+    return max(1, math.floor(duration_ms / hop_ms + 0.5))
 
 
 @dataclass(frozen=True)
@@ -115,20 +124,16 @@ def assemble(
     return np.clip(mix, -1.0, 1.0).astype(np.float32), occurrences
 
 
-def frame_targets(
-    frames: int,
-    occurrences: Sequence[Occurrence],
-    *,
-    hop: int,
-    win: int,
-    before_end_steps: int = 3,
-    after_end_steps: int = 20,
-) -> np.ndarray:
-    """Per-frame class targets: 0 background, k+1 for keyword k in a short window at its end, IGNORE near it.
+def frame_targets(frames: int, occurrences: Sequence[Occurrence], params: LogMelParams) -> np.ndarray:
+    """Per-frame class targets: 0 background, k+1 for keyword k from TARGET_BEFORE_END_MS before its end to
+    TARGET_AFTER_END_MS after it (in whole steps of the model's hop), IGNORE near it.
 
     Frame t sees samples [t*hop, t*hop+win); a keyword ends in the first frame that has seen its last sample.
     The second half of each keyword is IGNORE: whether "hey stream-" is already the keyword is not ours to say.
     """
+    hop, win = params.hop_samples, params.win_samples
+    before_end_steps = steps_of(TARGET_BEFORE_END_MS, params.hop_ms)
+    after_end_steps = steps_of(TARGET_AFTER_END_MS, params.hop_ms)
     targets = np.zeros(frames, np.int64)
     for occ in occurrences:
         end_step = max(0, -(-(occ.end - win) // hop))

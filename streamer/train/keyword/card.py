@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from streamer.frontend.melspec import LogMelParams
 from streamer.train.keyword import sources
-from streamer.train.keyword.dataset import TARGET_AFTER_END_MS, TARGET_BEFORE_END_MS
+from streamer.train.keyword.assemble import TARGET_AFTER_END_MS, TARGET_BEFORE_END_MS
 from streamer.train.keyword.voices import Voice
 
 
@@ -101,16 +102,15 @@ def write_card(
         quoted += f" --dropout {recipe['dropout']:g}"
     if fit.get("warp", 0.0) > 0:
         quoted += f" --warp {fit['warp']:g}"
-    frontend = {"win_ms": 25.0, "hop_ms": 10.0, "n_mels": 40, "sample_rate_hz": 16000, **recipe.get("frontend", {})}
-    if (frontend["hop_ms"], frontend["win_ms"]) != (10.0, 25.0):
-        quoted += f" --hop-ms {frontend['hop_ms']:g} --win-ms {frontend['win_ms']:g}"
+    frontend = LogMelParams.from_dict(recipe.get("frontend") or {})
+    if (frontend.hop_ms, frontend.win_ms) != (LogMelParams.hop_ms, LogMelParams.win_ms):
+        quoted += f" --hop-ms {frontend.hop_ms:g} --win-ms {frontend.win_ms:g}"
     lines = [
         f"# Keyword model: {', '.join(phrases)}",
         "",
-        f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per {frontend['hop_ms']:g} ms step). "
-        f"GRU {recipe['layers']}×{recipe['hidden']} over {frontend['n_mels']} log-mel bands "
-        f"({frontend['sample_rate_hz'] / 1000:g} kHz, {frontend['win_ms']:g} ms window, "
-        f"{frontend['hop_ms']:g} ms hop), "
+        f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per {frontend.hop_ms:g} ms step). "
+        f"GRU {recipe['layers']}×{recipe['hidden']} over {frontend.n_mels} log-mel bands "
+        f"({frontend.sample_rate_hz / 1000:g} kHz, {frontend.win_ms:g} ms window, {frontend.hop_ms:g} ms hop), "
         f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
         f"`streamer train-keyword {quoted} --out {out_dir}`.",
         "",

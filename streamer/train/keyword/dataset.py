@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -13,14 +12,6 @@ from tqdm import tqdm
 from streamer.frontend.logmel import logmel_offline
 from streamer.frontend.melspec import LogMelParams
 from streamer.train.keyword.assemble import Occurrence, Pools, StreamRecipe, assemble, frame_targets
-
-TARGET_BEFORE_END_MS = 30  # a keyword's class is the target from this long before its end ...
-TARGET_AFTER_END_MS = 200  # ... to this long after it (3 and 20 steps at a 10 ms hop)
-
-
-def steps_of(duration_ms: float, hop_ms: float) -> int:
-    """A duration in whole model steps, halves rounded up, at least one: the same span whatever the hop."""
-    return max(1, math.floor(duration_ms / hop_ms + 0.5))
 
 
 @dataclass
@@ -41,14 +32,7 @@ def _make(job: tuple[int, float, dict, StreamRecipe]) -> FeatureStream:
     params = LogMelParams.from_dict(params_dict)
     audio, occurrences = assemble(duration_s, _POOLS, np.random.default_rng(seed), recipe)
     features = logmel_offline(audio, params)
-    targets = frame_targets(
-        len(features),
-        occurrences,
-        hop=params.hop_samples,
-        win=params.win_samples,
-        before_end_steps=steps_of(TARGET_BEFORE_END_MS, params.hop_ms),
-        after_end_steps=steps_of(TARGET_AFTER_END_MS, params.hop_ms),
-    )
+    targets = frame_targets(len(features), occurrences, params)
     return FeatureStream(features.astype(np.float16), targets.astype(np.int8), occurrences)
 
 

@@ -13,7 +13,8 @@ from streamer.detect import DetectionParams
 from streamer.evaluate.det import Outcome, Truth, allocate, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
 from streamer.frontend.melspec import LogMelParams
-from streamer.train.keyword.dataset import FeatureStream, steps_of
+from streamer.train.keyword.assemble import steps_of
+from streamer.train.keyword.dataset import FeatureStream
 
 # (smoothing, patience) in ms, tried on validation, the first the default: longer smoothing and patience ignore
 # brief score spikes at the cost of a few tens of ms of latency; shorter ones fire sooner and catch keywords whose
