@@ -8,12 +8,14 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system.sh scripts/install-sensor-data.sh
+$(STAMP): Makefile pyproject.toml scripts/install-system.sh scripts/install-sensor-data.sh
 	bash scripts/install-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[train,dev]'
 	PIP=$(BIN)/pip bash scripts/install-sensor-data.sh
+	# the frozen speech embedding's ONNX files (keyword training with --features embedding); never imported
+	$(BIN)/pip install -q --no-deps openwakeword==0.4.0
 	touch $(STAMP)
 
 run: setup

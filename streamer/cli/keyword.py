@@ -63,6 +63,13 @@ def train_keyword(
         float, typer.Option(help="feature hop = one model step (20: ~30 % less daemon CPU, less accurate)")
     ] = 10.0,
     win_ms: Annotated[float, typer.Option(help="analysis window (FFT length: the next power of two)")] = 25.0,
+    features: Annotated[
+        str,
+        typer.Option(
+            help="'logmel': the GRU reads log-mel bands (cheapest to serve); 'embedding': a frozen speech "
+            "embedding trained on real speech, inside the model (80 ms steps; ~2.5 ms of CPU per step)"
+        ),
+    ] = "logmel",
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
     device: Annotated[str, typer.Option(help="where the network trains: 'cpu', or 'cuda' for a GPU")] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
@@ -80,6 +87,8 @@ def train_keyword(
         )
     if not (0.0 <= dropout < 1.0 and 0.0 <= warp <= 0.5):
         raise ConfigError(f"dropout={dropout}, warp={warp}: expected 0 ≤ dropout < 1 and 0 ≤ warp ≤ 0.5")
+    if features not in ("logmel", "embedding"):
+        raise ConfigError(f"--features {features!r}: expected 'logmel' or 'embedding'")
     check_device(device)
     frontend = _frontend(hop_ms, win_ms)
     recipe = KeywordRecipe(
@@ -95,6 +104,7 @@ def train_keyword(
         workers=workers,
         seed=seed,
         frontend=frontend,
+        features=features,
     )
     folder = data_dir or Path("data/keyword") / "-".join(label_of(p) for p in phrases)
     run = train_keyword(recipe, out, folder)

@@ -1,6 +1,7 @@
 """Frontends turn a stream's raw samples into the model's features; `build_frontend` picks one from metadata.
 
-Kinds: "logmel" (audio, `logmel.LogMelFrontend`), "sensor" (`sensor.SensorFrontend`), and no metadata at all
+Kinds: "logmel" (audio, `logmel.LogMelFrontend`), "waveform" (audio frames for models that compute their own
+features, `waveform.WaveformFrontend`), "sensor" (`sensor.SensorFrontend`), and no metadata at all
 (`identity.IdentityFrontend`: the payload frames are the features).
 """
 
@@ -21,6 +22,7 @@ Chunks = Mapping[str, tuple[np.ndarray, int]]  # stream id → (samples [frames,
 KINDS: dict[str, str] = {
     "logmel": "streamer.frontend.logmel:LogMelFrontend",
     "sensor": "streamer.frontend.sensor:SensorFrontend",
+    "waveform": "streamer.frontend.waveform:WaveformFrontend",
 }
 
 

@@ -8,9 +8,9 @@ All frames of all streams in one `push` go through one `LogMelKernel` call (one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import soxr
@@ -99,21 +99,37 @@ class _StreamState:
     tail: np.ndarray  # resampled samples not yet in a complete frame (fewer than win)
 
 
-class LogMelFrontend:
-    """Log-mel features for many streams at once; see the module docstring."""
+class Framing(Protocol):
+    """How a framed-audio frontend cuts its input: the model's rate, window and hop in samples, channel."""
 
-    kind = "logmel"
+    @property
+    def sample_rate_hz(self) -> int: ...
 
-    def __init__(self, params: Mapping[str, Any], feature_dim: int) -> None:
-        self.params = LogMelParams.from_dict(dict(params))
-        if self.params.n_mels != feature_dim:
-            raise ModelError(
-                f"logmel frontend: n_mels={self.params.n_mels} but the model takes {feature_dim} features per step"
-            )
-        self.kernel = LogMelKernel(self.params)
-        self.sample_rate_hz: int = self.params.sample_rate_hz
+    @property
+    def win_samples(self) -> int: ...
+
+    @property
+    def hop_samples(self) -> int: ...
+
+    @property
+    def step_period_s(self) -> float: ...
+
+    @property
+    def channel(self) -> int | None: ...
+
+
+class FramedAudioFrontend:
+    """Audio for many streams at once, cut into frames of `framing` and passed through `kernel` ([N, win] →
+    [N, feature_dim]) in one call per push; see the module docstring. Subclasses name a kind and its params."""
+
+    kind = "framed"
+
+    def __init__(self, framing: Framing, kernel: Callable[[np.ndarray], np.ndarray], feature_dim: int) -> None:
+        self.params = framing
+        self.kernel = kernel
+        self.sample_rate_hz: int = framing.sample_rate_hz
         self.channels: int | None = None  # any channel count: averaged, or `channel` selected
-        self.step_period_s: float = self.params.step_period_s
+        self.step_period_s: float = framing.step_period_s
         self.feature_dim = feature_dim
         self._streams: dict[str, _StreamState] = {}
 
@@ -231,7 +247,7 @@ class LogMelFrontend:
             count = frame_count(length, win, hop)
             if count == 0:
                 state.tail = np.concatenate((state.tail, fresh))
-                out[stream_id] = np.zeros((0, self.params.n_mels), dtype=np.float32)
+                out[stream_id] = np.zeros((0, self.feature_dim), dtype=np.float32)
                 continue
             pieces += (state.tail, fresh)
             framed.append((stream_id, state, offset, length, count))
@@ -271,7 +287,7 @@ class LogMelFrontend:
         is resampled gets a fresh resampler (soxr's internal history cannot be saved), so its next few ms differ."""
         ids, rates, lengths = header["streams"], header["rates_hz"], arrays["tail_lengths"]
         if header.get("kind") != self.kind or len(ids) != len(rates) or len(ids) != len(lengths):
-            raise ValueError("frontend state is not a log-mel frontend's, or its lists disagree")
+            raise ValueError(f"frontend state is not a {self.kind} frontend's, or its lists disagree")
         ends = np.cumsum(lengths)
         self._streams = {}
         for stream_id, rate_hz, end, length in zip(ids, rates, ends.tolist(), lengths.tolist(), strict=True):
@@ -285,3 +301,18 @@ class LogMelFrontend:
         state = _StreamState(rate_hz, resampler, np.zeros(0, dtype=np.float32))
         self._streams[stream_id] = state
         return state
+
+
+class LogMelFrontend(FramedAudioFrontend):
+    """Log-mel features (kind "logmel"): `LogMelParams` framing, `LogMelKernel` per frame."""
+
+    kind = "logmel"
+
+    def __init__(self, params: Mapping[str, Any], feature_dim: int) -> None:
+        spec = LogMelParams.from_dict(dict(params))
+        if spec.n_mels != feature_dim:
+            raise ModelError(
+                f"logmel frontend: n_mels={spec.n_mels} but the model takes {feature_dim} features per step"
+            )
+        super().__init__(spec, LogMelKernel(spec), feature_dim)
+        self.params: LogMelParams = spec

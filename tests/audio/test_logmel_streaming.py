@@ -175,7 +175,7 @@ def test_bad_metadata_is_a_model_error(params, message):
 
 def test_registry():
     assert isinstance(build_frontend({"kind": "logmel"}, 40), LogMelFrontend)
-    with pytest.raises(ModelError, match="unknown kind 'mfcc'; known kinds: \\['logmel', 'sensor'\\]"):
+    with pytest.raises(ModelError, match="unknown kind 'mfcc'; known kinds: \\['logmel', 'sensor', 'waveform'\\]"):
         build_frontend({"kind": "mfcc"}, 40)
     identity = build_frontend(None, 3)
     x = np.arange(6, dtype=np.float32).reshape(2, 3)

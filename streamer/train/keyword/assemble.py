@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamer.frontend.melspec import LogMelParams
+from streamer.frontend.waveform import WaveformParams
 from streamer.train.keyword.augment import augment_clip, rms, scale_to_snr
 from streamer.train.keyword.sources import Recording
+
+StepTiming = LogMelParams | WaveformParams  # what sets a model step's samples: its frontend's parameters
 
 SAMPLE_RATE_HZ = 16000
 IGNORE = -100  # target of frames the loss skips (the end of a keyword, where either answer is fair)
@@ -124,7 +127,7 @@ def assemble(
     return np.clip(mix, -1.0, 1.0).astype(np.float32), occurrences
 
 
-def frame_targets(frames: int, occurrences: Sequence[Occurrence], params: LogMelParams) -> np.ndarray:
+def frame_targets(frames: int, occurrences: Sequence[Occurrence], params: StepTiming) -> np.ndarray:
     """Per-frame class targets: 0 background, k+1 for keyword k from TARGET_BEFORE_END_MS before its end to
     TARGET_AFTER_END_MS after it (in whole steps of the model's hop), IGNORE near it.
 

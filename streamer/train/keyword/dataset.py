@@ -1,8 +1,10 @@
-"""Training and validation streams as features: assembled audio → log-mel (the serving frontend's own code)."""
+"""Training and validation streams as features: assembled audio → log-mel (the serving frontend's own code), or
+another featurizer (the speech-embedding graph the served model runs)."""
 
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ from tqdm import tqdm
 
 from streamer.frontend.logmel import logmel_offline
 from streamer.frontend.melspec import LogMelParams
-from streamer.train.keyword.assemble import Occurrence, Pools, StreamRecipe, assemble, frame_targets
+from streamer.train.keyword.assemble import Occurrence, Pools, StepTiming, StreamRecipe, assemble, frame_targets
 
 
 @dataclass
@@ -24,14 +26,19 @@ class FeatureStream:
 
 
 _POOLS: Pools | None = None  # set in the parent before forking workers: they inherit it, nothing is pickled
+Featurize = Callable[[np.ndarray], np.ndarray]  # float32 audio at 16 kHz → features [T, F]
+_FEATURIZE: Featurize | None = None  # likewise; None: log-mel with the job's parameters
 
 
-def _make(job: tuple[int, float, dict, StreamRecipe]) -> FeatureStream:
-    seed, duration_s, params_dict, recipe = job
+def _make(job: tuple[int, float, StepTiming, StreamRecipe]) -> FeatureStream:
+    seed, duration_s, params, recipe = job
     assert _POOLS is not None
-    params = LogMelParams.from_dict(params_dict)
     audio, occurrences = assemble(duration_s, _POOLS, np.random.default_rng(seed), recipe)
-    features = logmel_offline(audio, params)
+    if _FEATURIZE is not None:
+        features = _FEATURIZE(audio)
+    else:
+        assert isinstance(params, LogMelParams)
+        features = logmel_offline(audio, params)
     targets = frame_targets(len(features), occurrences, params)
     return FeatureStream(features.astype(np.float16), targets.astype(np.int8), occurrences)
 
@@ -41,16 +48,19 @@ def build_streams(
     *,
     count: int,
     duration_s: float,
-    params: LogMelParams,
+    params: StepTiming,
     seed: int,
     recipe: StreamRecipe | None = None,
     workers: int = 2,
     desc: str = "streams",
+    featurize: Featurize | None = None,
 ) -> list[FeatureStream]:
-    """`count` streams of `duration_s` each, built in `workers` forked processes, with a progress bar."""
-    global _POOLS
-    _POOLS = pools
-    jobs = [(seed * 1_000_003 + i, duration_s, params.to_dict(), recipe or StreamRecipe()) for i in range(count)]
+    """`count` streams of `duration_s` each, built in `workers` forked processes, with a progress bar.
+
+    Features are log-mel with `params` unless `featurize` is given; `params` always sets the step timing."""
+    global _POOLS, _FEATURIZE
+    _POOLS, _FEATURIZE = pools, featurize
+    jobs = [(seed * 1_000_003 + i, duration_s, params, recipe or StreamRecipe()) for i in range(count)]
     try:
         if workers <= 1:
             return [_make(job) for job in tqdm(jobs, desc=desc, unit="stream")]
@@ -58,4 +68,4 @@ def build_streams(
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             return list(tqdm(pool.map(_make, jobs, chunksize=2), total=count, desc=desc, unit="stream"))
     finally:
-        _POOLS = None
+        _POOLS, _FEATURIZE = None, None

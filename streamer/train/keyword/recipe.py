@@ -19,9 +19,10 @@ import torch
 
 from streamer.errors import ConfigError
 from streamer.frontend.melspec import LogMelParams, mel_edges_hz
+from streamer.frontend.waveform import WaveformParams
 from streamer.model.export import export_module
-from streamer.train.keyword import corpus, sources
-from streamer.train.keyword.assemble import Pools, StreamRecipe, assemble
+from streamer.train.keyword import corpus, embedding, sources
+from streamer.train.keyword.assemble import Pools, StepTiming, StreamRecipe, assemble
 from streamer.train.keyword.dataset import build_streams
 from streamer.train.keyword.fit import FitConfig, fit, normalisation, probabilities
 from streamer.train.keyword.model import KeywordNet, ProbabilityOutput
@@ -66,6 +67,9 @@ class KeywordRecipe:
     workers: int = 2
     seed: int = 0
     frontend: dict[str, Any] = field(default_factory=lambda: LogMelParams().to_dict())
+    # "logmel": the GRU reads `frontend`'s log-mel bands; "embedding": it reads a frozen speech embedding
+    # computed inside the model from raw audio (streamer.train.keyword.embedding; `frontend` is then unused)
+    features: str = "logmel"
 
     def labels(self) -> list[str]:
         return [BACKGROUND_LABEL, *(label_of(p) for p in self.phrases)]
@@ -255,6 +259,14 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     torch.set_num_threads(1)  # one thread: faster than two here when the machine is shared (measured)
     torch.set_flush_denormal(True)
     params = LogMelParams.from_dict(recipe.frontend)
+    if recipe.features not in ("logmel", "embedding"):
+        raise ConfigError(f"features={recipe.features!r}, expected 'logmel' or 'embedding'")
+    embedded = recipe.features == "embedding"
+    timing: StepTiming = WaveformParams(embedding.SAMPLE_RATE_HZ, embedding.FRAME_SAMPLES) if embedded else params
+    featurize = embedding.embed if embedded else None
+    feature_dim = embedding.EMBEDDING_DIM if embedded else params.n_mels
+    if embedded:
+        embedding.model_files()  # fail before hours of work if the embedding's files are not installed
     labels = recipe.labels()
     train_voices, held_voices = _voices(recipe)
     cache = data_dir / "renders"
@@ -271,7 +283,8 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     count = len(recipe.phrases)
     train_streams = build_streams(
         _pools(train_clips, True, count, speech, noise, music),
-        params=params,
+        params=timing,
+        featurize=featurize,
         count=max(1, round(recipe.train_hours * 3600 / recipe.stream_s)),
         duration_s=recipe.stream_s,
         seed=recipe.seed,
@@ -281,7 +294,8 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     )
     valid_streams = build_streams(
         _pools(valid_clips, False, count, speech, noise, music),
-        params=params,
+        params=timing,
+        featurize=featurize,
         count=max(1, round(recipe.validation_hours * 3600 / recipe.stream_s)),
         duration_s=recipe.stream_s,
         seed=recipe.seed + 1,
@@ -293,12 +307,14 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
 
     mark = time.perf_counter()
     torch.manual_seed(recipe.seed)
-    net = KeywordNet(params.n_mels, len(labels), recipe.hidden, recipe.layers, recipe.dropout)
+    net = KeywordNet(feature_dim, len(labels), recipe.hidden, recipe.layers, recipe.dropout)
     net.set_normalisation(*normalisation(train_streams))
-    losses = fit(net, train_streams, recipe.fit, centres_hz=mel_edges_hz(params)[1:-1])
+    # SpecAugment and VTLP act on mel bands: not on an embedding's dimensions
+    fit_config = dataclasses.replace(recipe.fit, freq_masks=0, warp=0.0) if embedded else recipe.fit
+    losses = fit(net, train_streams, fit_config, centres_hz=mel_edges_hz(params)[1:-1])
     timings["train_s"] = time.perf_counter() - mark
 
-    tuning = tune(probabilities(net, valid_streams), labels, valid_streams, params, recipe.target_fa_per_hour)
+    tuning = tune(probabilities(net, valid_streams), labels, valid_streams, timing, recipe.target_fa_per_hour)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "model.onnx"
     summary = {
@@ -307,15 +323,28 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         "heldout_voices": [v.key for v in held_voices],
         "validation": tuning.validation,
     }
-    report = export_module(
-        ProbabilityOutput(net),
-        model_path,
-        features=params.n_mels,
-        labels=labels,
-        scores="probabilities",
-        frontend=params.to_dict(),
-        extra_metadata={"streamer.detection": tuning.detection, "streamer.keyword.training": summary},
-    )
+    metadata = {"streamer.detection": tuning.detection, "streamer.keyword.training": summary}
+    if embedded:  # the GRU alone is exported and checked against torch, then joined to the feature graph
+        head_path = data_dir / "head.onnx"
+        report = export_module(
+            ProbabilityOutput(net),
+            head_path,
+            features=feature_dim,
+            labels=labels,
+            scores="probabilities",
+            extra_metadata=metadata,
+        )
+        embedding.combine(head_path, model_path, {"streamer.keyword.embedding": json.dumps(embedding.PROVENANCE)})
+    else:
+        report = export_module(
+            ProbabilityOutput(net),
+            model_path,
+            features=params.n_mels,
+            labels=labels,
+            scores="probabilities",
+            frontend=params.to_dict(),
+            extra_metadata=metadata,
+        )
 
     evaluation = eval_set = None
     if recipe.evaluate:

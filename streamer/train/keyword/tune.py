@@ -12,8 +12,7 @@ import numpy as np
 from streamer.detect import DetectionParams
 from streamer.evaluate.det import Outcome, Truth, allocate, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
-from streamer.frontend.melspec import LogMelParams
-from streamer.train.keyword.assemble import steps_of
+from streamer.train.keyword.assemble import StepTiming, steps_of
 from streamer.train.keyword.dataset import FeatureStream
 
 # (smoothing, patience) in ms, tried on validation, the first the default: longer smoothing and patience ignore
@@ -25,7 +24,7 @@ REFRACTORY_S = 1.0
 TOLERANCE_AFTER_S = 1.0
 
 
-def detection_grid(params: LogMelParams) -> list[tuple[int, int]]:
+def detection_grid(params: StepTiming) -> list[tuple[int, int]]:
     """DETECTION_GRID_MS in whole steps of the model's hop (at 10 ms: (5, 3), (3, 2), (2, 1), (8, 4)), each
     setting once, in order."""
     grid = [(steps_of(s, params.hop_ms), steps_of(p, params.hop_ms)) for s, p in DETECTION_GRID_MS]
@@ -40,7 +39,7 @@ class Tuning:
     validation: dict[str, Any]
 
 
-def validation_truth(streams: Sequence[FeatureStream], params: LogMelParams) -> Truth:
+def validation_truth(streams: Sequence[FeatureStream], params: StepTiming) -> Truth:
     """Keyword spans of the streams played back to back, in steps."""
     keywords, starts, ends = [], [], []
     offset = 0
@@ -56,7 +55,7 @@ def validation_truth(streams: Sequence[FeatureStream], params: LogMelParams) -> 
     return Truth(np.array(keywords, np.int64), np.array(starts, np.int64), np.array(ends, np.int64))
 
 
-def negative_hours(streams: Sequence[FeatureStream], params: LogMelParams) -> float:
+def negative_hours(streams: Sequence[FeatureStream], params: StepTiming) -> float:
     keyword_samples = sum(o.end - o.start for s in streams for o in s.occurrences)
     total_samples = sum(len(s.features) for s in streams) * params.hop_samples
     return (total_samples - keyword_samples) / params.sample_rate_hz / 3600
@@ -66,7 +65,7 @@ def tune(
     probabilities: np.ndarray,
     labels: Sequence[str],
     streams: Sequence[FeatureStream],
-    params: LogMelParams,
+    params: StepTiming,
     target_fa_per_hour: float,
 ) -> Tuning:
     """Per-keyword thresholds: the fewest misses in all with at most `target_fa_per_hour` false accepts in all on
