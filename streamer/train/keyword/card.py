@@ -103,15 +103,28 @@ def write_card(
     if fit.get("warp", 0.0) > 0:
         quoted += f" --warp {fit['warp']:g}"
     frontend = LogMelParams.from_dict(recipe.get("frontend") or {})
-    if (frontend.hop_ms, frontend.win_ms) != (LogMelParams.hop_ms, LogMelParams.win_ms):
-        quoted += f" --hop-ms {frontend.hop_ms:g} --win-ms {frontend.win_ms:g}"
+    embedded = recipe.get("features", "logmel") == "embedding"
+    if embedded:
+        quoted += " --features embedding"
+        network = (
+            f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per 80 ms step). "
+            f"GRU {recipe['layers']}×{recipe['hidden']} over a frozen 96-d speech embedding computed inside the "
+            "model from raw 16 kHz audio (`waveform` frontend, 1,280 samples per step: openWakeWord's 32-band mel "
+            "spectrogram and Google's speech_embedding network, trained on real speech, Apache-2.0; the audio "
+            "overlap and the last 68 mel frames are carried as model state), "
+        )
+    else:
+        if (frontend.hop_ms, frontend.win_ms) != (LogMelParams.hop_ms, LogMelParams.win_ms):
+            quoted += f" --hop-ms {frontend.hop_ms:g} --win-ms {frontend.win_ms:g}"
+        network = (
+            f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per {frontend.hop_ms:g} ms step). "
+            f"GRU {recipe['layers']}×{recipe['hidden']} over {frontend.n_mels} log-mel bands "
+            f"({frontend.sample_rate_hz / 1000:g} kHz, {frontend.win_ms:g} ms window, {frontend.hop_ms:g} ms hop), "
+        )
     lines = [
         f"# Keyword model: {', '.join(phrases)}",
         "",
-        f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per {frontend.hop_ms:g} ms step). "
-        f"GRU {recipe['layers']}×{recipe['hidden']} over {frontend.n_mels} log-mel bands "
-        f"({frontend.sample_rate_hz / 1000:g} kHz, {frontend.win_ms:g} ms window, {frontend.hop_ms:g} ms hop), "
-        f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
+        network + f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
         f"`streamer train-keyword {quoted} --out {out_dir}`.",
         "",
         f"Detection defaults (metadata `streamer.detection`): `{run['detection']}`, one threshold per keyword "
@@ -156,8 +169,14 @@ def write_card(
         "synthetic room reverberation, band-limiting; random level and a noise floor), played as "
         f"{recipe['fit']['lanes']} endless lanes with the GRU state carried across segments of "
         f"{recipe['fit']['segment_steps']} steps and across streams (truncated BPTT, never reset), "
-        f"{recipe['fit']['steps']} Adam steps, SpecAugment frequency masks ({recipe['fit']['freq_masks']} bands of "
-        f"up to {recipe['fit']['freq_mask_bins']} mel bins per lane and segment). Targets: the keyword class for "
+        f"{recipe['fit']['steps']} Adam steps"
+        + (
+            ""
+            if embedded
+            else f", SpecAugment frequency masks ({recipe['fit']['freq_masks']} bands of "
+            f"up to {recipe['fit']['freq_mask_bins']} mel bins per lane and segment)"
+        )
+        + ". Targets: the keyword class for "
         f"{TARGET_BEFORE_END_MS} ms before to {TARGET_AFTER_END_MS} ms after each "
         "keyword's end, ignored over the second half of the keyword, background elsewhere. "
         f"Wall time on the 2-core build machine: {run['timings_s']}.",
@@ -170,6 +189,11 @@ def write_card(
         lines.append(f"- {', '.join(engines)}: {voice}")
     for package, licence in sources.LICENCES.items():
         lines.append(f"- {package}: {licence}")
+    if embedded:
+        lines.append(
+            "- speech embedding and its mel spectrogram: Google's speech_embedding (TF Hub, Apache-2.0) as "
+            "re-implemented in ONNX by openWakeWord (code Apache-2.0; `openwakeword==0.4.0` wheel), frozen"
+        )
     if restricted:
         lines += [
             "",

@@ -2,19 +2,24 @@
 
 Google's `speech_embedding` network (Apache-2.0; the ONNX re-implementation shipped in the openwakeword 0.4.0
 wheel, with its mel spectrogram) was trained on a large amount of real speech: features from it carry what a
-few TTS voices cannot teach, which is how openWakeWord trains on synthetic speech alone. Here it becomes part of
-one ONNX model that keeps the streamer contract:
+few TTS voices cannot teach, which is how openWakeWord trains on synthetic speech alone. openWakeWord re-runs it on
+the last 76 mel frames every 80 ms; here it runs as a streaming network instead, inside one ONNX model that keeps
+the streamer contract:
 
-    x [B, T, 1280]  (80 ms of 16 kHz audio per step, floats in [-1, 1): the "waveform" frontend)
-    audio_ctx [1, B, 480] → audio_ctx_out     the previous step's last 480 samples (the STFT's overlap)
-    mel_ring [1, B, 68·32] → mel_ring_out     the previous 68 mel frames (the embedding sees 76)
-    h0 [layers, B, H] → hn                    the keyword GRU's state
+    x [B, T, 1280]            80 ms of 16 kHz audio per step, floats in [-1, 1) (the "waveform" frontend)
+    audio_ctx [1, B, 480]     the previous step's last 480 samples (the STFT's overlap)
+    conv<i> [1, B, C·2·W]     the last two input rows of each convolution with 3 rows in time
+    h0 [layers, B, H]         the keyword GRU's state (from the exported head, `combine`)
 
 Per step: 8 mel frames (512-sample STFT every 160 samples over the 1,760 samples ctx + x, power → 32 mel bands
-→ 10·log10, floored at the step's own maximum − 80 dB, then /10 + 2, as openWakeWord streams it), one 96-d
-embedding of the last 76 frames, one GRU step. Every state starts at zeros; nothing couples two streams (the
-80 dB floor is per stream and step). `feature_graph` is the part before the GRU: training computes its
-features with it, so training and serving share the arithmetic, and `combine` joins it to the exported GRU.
+→ 10·log10, floored at the step's own maximum − 80 dB, then /10 + 2, as openWakeWord streams it), then the
+embedding network on the 8 new frames only: each time-convolution sees its cached rows before the new ones, and
+its max-pools (stride 2 in time at three levels) pair rows the way the 76-frame window does, because a step is 8
+frames (the window's rows at each level move by a whole number of rows per step). So after the first 76 frames
+(10 steps) every embedding equals openWakeWord's window computation, at about a seventh of its cost; before that,
+the zero states stand in for the window's history. Nothing couples two streams (the 80 dB floor is per stream
+and step). `feature_graph` is the part before the GRU: training computes its features with it, so training and
+serving share the arithmetic, and `combine` joins it to the exported GRU.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,19 +40,17 @@ SAMPLE_RATE_HZ = 16000
 FRAME_SAMPLES = 1280  # one model step: 80 ms
 CONTEXT_SAMPLES = 480
 MEL_FRAMES_PER_STEP = 8
-WINDOW_FRAMES = 76
-RING_FRAMES = WINDOW_FRAMES - MEL_FRAMES_PER_STEP
 MEL_BANDS = 32
 EMBEDDING_DIM = 96
 TOP_DB = 80.0
 OPSET = 17  # the exporter's: ReduceMax takes its axes as an attribute here
 INT16_FULL_SCALE = 32768.0  # the mel network was trained on int16-scaled samples
-STATE_PAIRS = {"audio_ctx": "audio_ctx_out", "mel_ring": "mel_ring_out"}
 PROVENANCE = {
     "embedding": "Google speech_embedding (arXiv:2002.01322), Apache-2.0, as re-implemented in ONNX by openWakeWord",
     "source": f"openwakeword=={OPENWAKEWORD_VERSION} wheel (PyPI): resources/models/melspectrogram.onnx, "
     "embedding_model.onnx",
     "frozen": True,
+    "streaming": "time convolutions with cached rows; equal to the 76-frame window after 10 steps",
 }
 
 
@@ -66,124 +70,128 @@ def model_files() -> tuple[Path, Path]:
     return files
 
 
-def _const(name: str, values: np.ndarray | list[int] | float) -> onnx.TensorProto:
-    array = np.asarray(values, dtype=np.int64 if isinstance(values, list) else None)
-    return numpy_helper.from_array(array, name)
+class _Graph:
+    """Nodes, constants and state pairs of the graph being built; names are unique by construction."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.states: list[tuple[str, str, int]] = []  # input name, output name, per-stream size
+        self._count = 0
+
+    def name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, value: np.ndarray | list[int] | float, hint: str = "c") -> str:
+        array = np.asarray(value, dtype=np.int64 if isinstance(value, list) else None)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: Any) -> str:
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def state(self, hint: str, size: int, batch: str) -> tuple[str, str]:
+        """A new state pair: its [1, B, size] input as [B, size], and the name its output must be given."""
+        name_in, name_out = f"{hint}", f"{hint}_out"
+        self.states.append((name_in, name_out, size))
+        return self.op("Squeeze", [name_in, self.const([0])]), name_out
+
+    def output_state(self, value: str, name_out: str, batch: str, size: int) -> None:
+        flat = self.op("Reshape", [value, self.op("Concat", [batch, self.const([size])], axis=0)])
+        self.nodes.append(helper.make_node("Unsqueeze", [flat, self.const([0])], [name_out]))
+
+
+def _mel_frames(g: _Graph, x: str, batch: str, steps: str, mel: dict[str, np.ndarray]) -> str:
+    """x [B, T, 1280] → mel frames [B, 8T, 32] (openWakeWord's transform), carrying audio_ctx."""
+    ctx, ctx_out = g.state("audio_ctx", CONTEXT_SAMPLES, batch)
+    flat = g.op("Reshape", [x, g.op("Concat", [batch, g.const([-1])], axis=0)])
+    audio = g.op("Concat", [ctx, flat], axis=1)
+    g.output_state(g.op("Slice", [audio, g.const([-CONTEXT_SAMPLES]), g.const([2**62]), g.const([1])]), ctx_out,
+                   batch, CONTEXT_SAMPLES)  # fmt: skip
+    signal = g.op("Unsqueeze", [g.op("Mul", [audio, g.const(INT16_FULL_SCALE)]), g.const([1])])
+    real = g.op("Conv", [signal, g.const(mel["0.stft.conv_real.weight"])], kernel_shape=[512], strides=[160])
+    imag = g.op("Conv", [signal, g.const(mel["0.stft.conv_imag.weight"])], kernel_shape=[512], strides=[160])
+    power = g.op("Add", [g.op("Mul", [real, real]), g.op("Mul", [imag, imag])])
+    mel_power = g.op("MatMul", [g.op("Transpose", [power], perm=[0, 2, 1]), g.const(mel["1.melW"])])
+    db = g.op("Mul", [g.op("Log", [g.op("Max", [mel_power, g.const(1e-10)])]), g.const(10.0 / np.log(10.0))])
+    per_step = g.op("Reshape", [db, g.op("Concat", [batch, steps, g.const([MEL_FRAMES_PER_STEP * MEL_BANDS])], axis=0)])
+    floor = g.op("Sub", [g.op("ReduceMax", [per_step], axes=[2], keepdims=1), g.const(TOP_DB)])
+    scaled = g.op("Add", [g.op("Div", [g.op("Max", [per_step, floor]), g.const(10.0)]), g.const(2.0)])
+    return g.op("Reshape", [scaled, g.op("Concat", [batch, g.const([-1, MEL_BANDS])], axis=0)])
+
+
+def _streaming_embedding(g: _Graph, frames: str, batch: str, embedding: onnx.ModelProto) -> str:
+    """mel frames [B, 8T, 32] → embeddings [B, T, 96]: openWakeWord's embedding network, node by node, with a
+    two-row cache before each convolution that is 3 rows tall in time (see the module docstring)."""
+    weights = {t.name: numpy_helper.to_array(t) for t in embedding.graph.initializer}
+    inferred = onnx.shape_inference.infer_shapes(embedding)
+    widths = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.graph.value_info, *inferred.graph.input]
+    }
+    current = frames
+    last = len(embedding.graph.node) - 1
+    for index, node in enumerate(embedding.graph.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Pad":  # the frequency axis padded by one zero band each side: [B, rows, 34, 1]
+            nhwc = g.op("Unsqueeze", [current, g.const([3])])
+            current = g.op("Pad", [nhwc, g.const(weights[node.input[1]].tolist())])
+        elif node.op_type == "Reshape" and index == last:  # [B, 96, T, 1] → [B, T, 96]
+            current = g.op("Transpose", [g.op("Squeeze", [current, g.const([3])])], perm=[0, 2, 1])
+        elif node.op_type == "Reshape":  # [B, rows, 34, 1] → NCHW [B, 1, rows, 34]
+            current = g.op("Transpose", [current], perm=[0, 3, 1, 2])
+        elif node.op_type == "Conv":
+            inputs = [current, *(g.const(weights[name]) for name in node.input[1:])]
+            rows = int(attrs["kernel_shape"][0])
+            if rows > 1:  # rows of the previous steps first; the convolution is valid in time (no pads)
+                channels, width = widths[node.input[0]][1], widths[node.input[0]][3]
+                size = channels * (rows - 1) * width
+                cache, cache_out = g.state(f"conv{len(g.states)}", size, batch)
+                shape = g.op("Concat", [batch, g.const([channels, rows - 1, width])], axis=0)
+                joined = g.op("Concat", [g.op("Reshape", [cache, shape]), current], axis=2)
+                tail = g.op("Slice", [joined, g.const([1 - rows]), g.const([2**62]), g.const([2])])
+                g.output_state(tail, cache_out, batch, size)
+                inputs[0] = joined
+            current = g.op("Conv", inputs, **attrs)
+        else:  # Relu, BatchNormalization, LeakyRelu, Max, MaxPool: row by row, weights as they are
+            extra = [g.const(weights[name]) if name in weights else name for name in node.input[1:]]
+            current = g.op(node.op_type, [current, *extra], **attrs)
+    return current
 
 
 def feature_graph() -> onnx.ModelProto:
-    """x, audio_ctx, mel_ring → emb [B, T, 96], audio_ctx_out, mel_ring_out (see the module docstring)."""
+    """x, audio_ctx, conv<i> → emb [B, T, 96] and every state's output (see the module docstring)."""
     mel_path, embedding_path = model_files()
     mel = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(mel_path)).graph.initializer}
-    real, imag, mel_weights = mel["0.stft.conv_real.weight"], mel["0.stft.conv_imag.weight"], mel["1.melW"]
-    embedding = onnx.compose.add_prefix(onnx.load(str(embedding_path)), "embedding/")
-    embedding_in = embedding.graph.input[0].name
-    embedding_out = embedding.graph.output[0].name
-
-    ring_size = RING_FRAMES * MEL_BANDS
-    initializers = [
-        numpy_helper.from_array(real, "stft_real"),
-        numpy_helper.from_array(imag, "stft_imag"),
-        numpy_helper.from_array(mel_weights, "mel_weights"),
-        _const("i0", [0]),
-        _const("i1", [1]),
-        _const("i2", [2]),
-        _const("minus1", [-1]),
-        _const("ring_frames_neg", [-RING_FRAMES]),
-        _const("context_neg", [-CONTEXT_SAMPLES]),
-        _const("big", [2**62]),
-        _const("bands", [MEL_BANDS]),
-        _const("step_bands", [MEL_FRAMES_PER_STEP * MEL_BANDS]),
-        _const("ring_shape_tail", [RING_FRAMES, MEL_BANDS]),
-        _const("ring_flat", [ring_size]),
-        _const("embedding_shape", [-1, WINDOW_FRAMES, MEL_BANDS, 1]),
-        _const("embedding_dim", [EMBEDDING_DIM]),
-        _const("window_offsets", np.arange(WINDOW_FRAMES, dtype=np.int64)[None, :]),
-        _const("frames_per_step", np.array(MEL_FRAMES_PER_STEP, dtype=np.int64)),
-        _const("zero_scalar", np.array(0, dtype=np.int64)),
-        _const("one_scalar", np.array(1, dtype=np.int64)),
-        numpy_helper.from_array(np.array(INT16_FULL_SCALE, np.float32), "full_scale"),
-        numpy_helper.from_array(np.array(1e-10, np.float32), "power_floor"),
-        numpy_helper.from_array(np.array(10.0 / np.log(10.0), np.float32), "db_per_neper"),
-        numpy_helper.from_array(np.array(TOP_DB, np.float32), "top_db"),
-        numpy_helper.from_array(np.array(10.0, np.float32), "ten"),
-        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-    ]
-    n = helper.make_node
-    nodes = [
-        n("Shape", ["x"], ["x_shape"]),
-        n("Slice", ["x_shape", "i0", "i1"], ["batch"]),
-        n("Slice", ["x_shape", "i1", "i2"], ["steps"]),
-        n("Squeeze", ["steps", "i0"], ["steps_scalar"]),
-        # audio = ctx ++ x, flattened per stream
-        n("Squeeze", ["audio_ctx", "i0"], ["ctx"]),
-        n("Concat", ["batch", "minus1"], ["flat_shape"], axis=0),
-        n("Reshape", ["x", "flat_shape"], ["x_flat"]),
-        n("Concat", ["ctx", "x_flat"], ["audio"], axis=1),
-        n("Slice", ["audio", "context_neg", "big", "i1"], ["ctx_next"]),
-        n("Unsqueeze", ["ctx_next", "i0"], ["audio_ctx_out"]),
-        # 8·T mel frames in dB
-        n("Mul", ["audio", "full_scale"], ["audio_scaled"]),
-        n("Unsqueeze", ["audio_scaled", "i1"], ["audio_3d"]),
-        n("Conv", ["audio_3d", "stft_real"], ["re"], kernel_shape=[512], strides=[160]),
-        n("Conv", ["audio_3d", "stft_imag"], ["im"], kernel_shape=[512], strides=[160]),
-        n("Mul", ["re", "re"], ["re2"]),
-        n("Mul", ["im", "im"], ["im2"]),
-        n("Add", ["re2", "im2"], ["power"]),
-        n("Transpose", ["power"], ["power_t"], perm=[0, 2, 1]),
-        n("MatMul", ["power_t", "mel_weights"], ["mel_power"]),
-        n("Max", ["mel_power", "power_floor"], ["mel_floored"]),
-        n("Log", ["mel_floored"], ["mel_ln"]),
-        n("Mul", ["mel_ln", "db_per_neper"], ["mel_db"]),
-        # the 80 dB floor below each step's own maximum, then openWakeWord's x / 10 + 2
-        n("Concat", ["batch", "steps", "step_bands"], ["per_step_shape"], axis=0),
-        n("Reshape", ["mel_db", "per_step_shape"], ["mel_steps"]),
-        n("ReduceMax", ["mel_steps"], ["step_max"], axes=[2], keepdims=1),
-        n("Sub", ["step_max", "top_db"], ["step_floor"]),
-        n("Max", ["mel_steps", "step_floor"], ["mel_clipped"]),
-        n("Div", ["mel_clipped", "ten"], ["mel_tenth"]),
-        n("Add", ["mel_tenth", "two"], ["mel_scaled"]),
-        n("Concat", ["batch", "minus1", "bands"], ["frames_shape"], axis=0),
-        n("Reshape", ["mel_scaled", "frames_shape"], ["mel_frames"]),
-        # the ring of previous frames ++ the new ones; step t's window is frames [8t, 8t + 76)
-        n("Squeeze", ["mel_ring", "i0"], ["ring_flat_in"]),
-        n("Concat", ["batch", "ring_shape_tail"], ["ring_shape"], axis=0),
-        n("Reshape", ["ring_flat_in", "ring_shape"], ["ring"]),
-        n("Concat", ["ring", "mel_frames"], ["all_frames"], axis=1),
-        n("Slice", ["all_frames", "ring_frames_neg", "big", "i1"], ["ring_next"]),
-        n("Concat", ["batch", "ring_flat"], ["ring_out_shape"], axis=0),
-        n("Reshape", ["ring_next", "ring_out_shape"], ["ring_next_flat"]),
-        n("Unsqueeze", ["ring_next_flat", "i0"], ["mel_ring_out"]),
-        n("Range", ["zero_scalar", "steps_scalar", "one_scalar"], ["step_index"]),
-        n("Mul", ["step_index", "frames_per_step"], ["step_start"]),
-        n("Unsqueeze", ["step_start", "i1"], ["step_start_col"]),
-        n("Add", ["step_start_col", "window_offsets"], ["window_index"]),
-        n("Gather", ["all_frames", "window_index"], ["windows"], axis=1),
-        n("Reshape", ["windows", "embedding_shape"], [embedding_in]),
-        *embedding.graph.node,
-        n("Concat", ["batch", "steps", "embedding_dim"], ["emb_shape"], axis=0),
-        n("Reshape", [embedding_out, "emb_shape"], ["emb"]),
-    ]
+    embedding = onnx.load(str(embedding_path))
+    g = _Graph()
+    shape = g.op("Shape", ["x"])
+    batch = g.op("Slice", [shape, g.const([0]), g.const([1])])
+    steps = g.op("Slice", [shape, g.const([1]), g.const([2])])
+    frames = _mel_frames(g, "x", batch, steps, mel)
+    g.nodes.append(helper.make_node("Identity", [_streaming_embedding(g, frames, batch, embedding)], ["emb"]))
     floats = TensorProto.FLOAT
-    graph = helper.make_graph(
-        nodes,
-        "speech_embedding_features",
-        [
-            helper.make_tensor_value_info("x", floats, ["batch", "time", FRAME_SAMPLES]),
-            helper.make_tensor_value_info("audio_ctx", floats, [1, "batch", CONTEXT_SAMPLES]),
-            helper.make_tensor_value_info("mel_ring", floats, [1, "batch", ring_size]),
-        ],
-        [
-            helper.make_tensor_value_info("emb", floats, ["batch", "time", EMBEDDING_DIM]),
-            helper.make_tensor_value_info("audio_ctx_out", floats, [1, "batch", CONTEXT_SAMPLES]),
-            helper.make_tensor_value_info("mel_ring_out", floats, [1, "batch", ring_size]),
-        ],
-        initializer=[*initializers, *embedding.graph.initializer],
-    )
+    inputs = [helper.make_tensor_value_info("x", floats, ["batch", "time", FRAME_SAMPLES])]
+    outputs = [helper.make_tensor_value_info("emb", floats, ["batch", "time", EMBEDDING_DIM])]
+    for name_in, name_out, size in g.states:
+        inputs.append(helper.make_tensor_value_info(name_in, floats, [1, "batch", size]))
+        outputs.append(helper.make_tensor_value_info(name_out, floats, [1, "batch", size]))
+    graph = helper.make_graph(g.nodes, "speech_embedding_features", inputs, outputs, initializer=g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
+    model.metadata_props.add(key="streamer.state", value=json.dumps({i: o for i, o, _ in g.states}))
     onnx.checker.check_model(model)
     return model
+
+
+def state_pairs(model: onnx.ModelProto) -> dict[str, str]:
+    return dict(json.loads(next(p.value for p in model.metadata_props if p.key == "streamer.state")))
 
 
 class Embedder:
@@ -193,21 +201,21 @@ class Embedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            feature_graph().SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        model = feature_graph()
+        self.pairs = state_pairs(model)
+        self.sizes = {v.name: v.type.tensor_type.shape.dim[2].dim_value for v in model.graph.input[1:]}
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, audio: np.ndarray, steps_per_call: int = 250) -> np.ndarray:
         """float32 audio in [-1, 1) at 16 kHz → embeddings [len // 1280, 96] (a trailing partial step dropped)."""
         steps = len(audio) // FRAME_SAMPLES
         frames = np.ascontiguousarray(audio[: steps * FRAME_SAMPLES], dtype=np.float32).reshape(1, steps, -1)
-        ctx = np.zeros((1, 1, CONTEXT_SAMPLES), np.float32)
-        ring = np.zeros((1, 1, RING_FRAMES * MEL_BANDS), np.float32)
+        states = {name: np.zeros((1, 1, size), np.float32) for name, size in self.sizes.items()}
+        outputs = ["emb", *self.pairs.values()]
         out = []
         for start in range(0, steps, steps_per_call):
-            emb, ctx, ring = self.session.run(
-                None, {"x": frames[:, start : start + steps_per_call], "audio_ctx": ctx, "mel_ring": ring}
-            )
+            emb, *carried = self.session.run(outputs, {"x": frames[:, start : start + steps_per_call], **states})
+            states = dict(zip(self.pairs, carried, strict=True))
             out.append(emb[0])
         return np.concatenate(out) if out else np.zeros((0, EMBEDDING_DIM), np.float32)
 
@@ -232,6 +240,8 @@ def combine(head_path: Path, out_path: Path, metadata: dict[str, str]) -> None:
 
     head = onnx.load(str(head_path))
     features = feature_graph()
+    pairs = state_pairs(features)
+    del features.metadata_props[:]  # the merged model's metadata is written below
     features.ir_version = head.ir_version
     merged = onnx.compose.merge_models(features, head, io_map=[("emb", "x")], prefix2="head/")
     kept = {p.key: p.value for p in head.metadata_props}
@@ -242,7 +252,7 @@ def combine(head_path: Path, out_path: Path, metadata: dict[str, str]) -> None:
     for node in merged.graph.node:
         node.input[:] = [renames.get(name, name) for name in node.input]
         node.output[:] = [renames.get(name, name) for name in node.output]
-    kept["streamer.state"] = json.dumps({**STATE_PAIRS, **states})
+    kept["streamer.state"] = json.dumps({**pairs, **states})
     kept["streamer.frontend"] = json.dumps(WaveformParams(SAMPLE_RATE_HZ, FRAME_SAMPLES).to_dict())
     kept.update(metadata)
     del merged.metadata_props[:]
