@@ -41,6 +41,7 @@ from streamer.evaluate.det import span_to_steps
 from streamer.evaluate.events import Events, EventTrack
 from streamer.evaluate.run import _label_folders
 from streamer.evaluate.splice import Positive, SplicePlan, Splicer, SpliceResult
+from streamer.frontend import AUDIO_KINDS, audio_framing
 from streamer.pipeline import Pipeline
 
 STREAM_ID = "kwlat"
@@ -242,15 +243,19 @@ def model_timing(model: Path) -> ModelTiming:
     spec = pipeline.engine.spec
     frontend = spec.frontend or {}
     rate_hz, step_s = pipeline.sample_rate_hz, pipeline.step_period_s
-    if frontend.get("kind") != "logmel" or rate_hz is None or step_s is None:
-        raise ModelError(f"{model}: keyword latency needs an audio (logmel) model, this one has frontend {frontend}")
+    if frontend.get("kind") not in AUDIO_KINDS or rate_hz is None or step_s is None:
+        raise ModelError(
+            f"{model}: keyword latency needs an audio model (frontend logmel or waveform), "
+            f"this one has frontend {frontend}"
+        )
     params = DetectionParams.resolve(spec.labels, spec.metadata, step_s, scores_are_logits=spec.scores == "logits")
     if params is None:
         raise ModelError(f"{model}: no streamer.detection metadata: the daemon publishes no events for it")
+    win_samples, hop_samples = audio_framing(frontend)
     return ModelTiming(
         rate_hz=rate_hz,
-        hop_samples=round(float(frontend.get("hop_ms", 10.0)) * rate_hz / 1000),
-        win_samples=round(float(frontend.get("win_ms", 25.0)) * rate_hz / 1000),
+        hop_samples=hop_samples,
+        win_samples=win_samples,
         step_ms=step_s * 1000,
         params=params,
     )

@@ -112,7 +112,7 @@ def train_keyword(
 
 
 def eval_keyword(
-    model: Annotated[Path, typer.Argument(help="keyword model (ONNX, logmel frontend)")],
+    model: Annotated[Path, typer.Argument(help="keyword model (ONNX, logmel or waveform frontend)")],
     positives: Annotated[Path, typer.Option(help="folder: one sub-folder of clips per keyword label")],
     negatives: Annotated[Path, typer.Option(help="folder of audio without the keywords (any length)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,

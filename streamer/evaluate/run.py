@@ -18,6 +18,7 @@ from streamer.evaluate import audio
 from streamer.evaluate.det import Outcome, Truth, hit_mask, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
 from streamer.evaluate.splice import Positive, SplicePlan, Splicer
+from streamer.frontend import AUDIO_KINDS, audio_framing
 from streamer.pipeline import Pipeline
 
 FA_TARGETS_PER_HOUR = (0.5, 1.0)
@@ -118,11 +119,13 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
     pipeline = Pipeline(model)
     spec = pipeline.engine.spec
     frontend = spec.frontend or {}
-    if frontend.get("kind") != "logmel" or pipeline.sample_rate_hz is None or pipeline.step_period_s is None:
-        raise ModelError(f"{model}: eval-keyword needs an audio (logmel) model, this one has frontend {frontend}")
+    if frontend.get("kind") not in AUDIO_KINDS or pipeline.sample_rate_hz is None or pipeline.step_period_s is None:
+        raise ModelError(
+            f"{model}: eval-keyword needs an audio model (frontend logmel or waveform), "
+            f"this one has frontend {frontend}"
+        )
     rate_hz, step_s = pipeline.sample_rate_hz, pipeline.step_period_s
-    hop = round(float(frontend.get("hop_ms", 10.0)) * rate_hz / 1000)
-    win = round(float(frontend.get("win_ms", 25.0)) * rate_hz / 1000)
+    win, hop = audio_framing(frontend)
     params = DetectionParams.resolve(
         spec.labels, spec.metadata, step_s, overrides=options.detection, scores_are_logits=spec.scores == "logits"
     )

@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "sensor": "streamer.frontend.sensor:SensorFrontend",
     "waveform": "streamer.frontend.waveform:WaveformFrontend",
 }
+AUDIO_KINDS = ("logmel", "waveform")  # the kinds that read audio (a microphone, keyword evaluation)
 
 
 @runtime_checkable
@@ -73,6 +74,21 @@ def build_frontend(spec: Mapping[str, Any] | None, feature_dim: int) -> Frontend
     return frontend
 
 
+def audio_framing(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """(window, hop) in samples at the model's rate, from an audio frontend's metadata (kind in AUDIO_KINDS)."""
+    if spec.get("kind") == "waveform":
+        from streamer.frontend.waveform import WaveformParams
+
+        frame = WaveformParams.from_dict(spec).frame_samples
+        return frame, frame
+    if spec.get("kind") == "logmel":
+        from streamer.frontend.melspec import LogMelParams
+
+        params = LogMelParams.from_dict(dict(spec))
+        return params.win_samples, params.hop_samples
+    raise ModelError(f"streamer.frontend: kind {spec.get('kind')!r} does not read audio; audio kinds: {AUDIO_KINDS}")
+
+
 def push_each(frontend: Frontend, chunks: Chunks) -> tuple[dict[str, np.ndarray], dict[str, StreamError]]:
     """Features for the good chunks, a StreamError per bad one: one bad stream never holds up the others."""
     report = getattr(frontend, "push_report", None)
@@ -92,4 +108,13 @@ def push_each(frontend: Frontend, chunks: Chunks) -> tuple[dict[str, np.ndarray]
     return {}, errors
 
 
-__all__ = ["KINDS", "Chunks", "Frontend", "IdentityFrontend", "build_frontend", "push_each"]
+__all__ = [
+    "AUDIO_KINDS",
+    "KINDS",
+    "Chunks",
+    "Frontend",
+    "IdentityFrontend",
+    "audio_framing",
+    "build_frontend",
+    "push_each",
+]

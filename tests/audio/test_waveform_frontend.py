@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.errors import ChunkError, ModelError
-from streamer.frontend import build_frontend, push_each
+from streamer.frontend import audio_framing, build_frontend, push_each
 from streamer.frontend.waveform import WaveformFrontend, WaveformParams, waveform_offline
 
 PARAMS = WaveformParams(frame_samples=1280).to_dict()
@@ -92,3 +92,10 @@ def test_bad_metadata_is_refused_with_the_key_and_value(spec, feature_dim, named
     with pytest.raises(ModelError) as caught:
         build_frontend(spec, feature_dim)
     assert named in str(caught.value)
+
+
+def test_audio_framing_reads_either_audio_kind():
+    assert audio_framing({"kind": "logmel"}) == (400, 160)
+    assert audio_framing(PARAMS) == (1280, 1280)
+    with pytest.raises(ModelError, match="does not read audio"):
+        audio_framing({"kind": "sensor"})
