@@ -4,6 +4,7 @@ Per stream: int16 → float32 in [-1, 1), channel selection or average, a soxr s
 rate (created with the stream's first chunk), then framing with the carried sample tail. Frame k covers
 resampled samples [k·hop, k·hop + win): no centre padding, so streaming equals `logmel_offline` exactly.
 All frames of all streams in one `push` go through one `LogMelKernel` call (one rfft, one stacked product).
+The per-stream framing is `FramedAudioFrontend`, which the waveform frontend shares with another kernel.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def write_card(
         "spliced at random into speech, pauses, noise and music at 0–20 dB SNR; per utterance speed 0.8–1.25×, "
         "synthetic room reverberation, band-limiting; random level and a noise floor), played as "
         f"{recipe['fit']['lanes']} endless lanes with the GRU state carried across segments of "
-        f"{recipe['fit']['segment_steps']} steps and across streams (truncated BPTT, never reset), "
+        f"{run.get('fit', recipe['fit'])['segment_steps']} steps and across streams (truncated BPTT, never reset), "
         f"{recipe['fit']['steps']} Adam steps"
         + (
             ""

@@ -96,9 +96,9 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
         return out
 
-    def state(self, hint: str, size: int, batch: str) -> tuple[str, str]:
+    def state(self, name_in: str, size: int) -> tuple[str, str]:
         """A new state pair: its [1, B, size] input as [B, size], and the name its output must be given."""
-        name_in, name_out = f"{hint}", f"{hint}_out"
+        name_out = f"{name_in}_out"
         self.states.append((name_in, name_out, size))
         return self.op("Squeeze", [name_in, self.const([0])]), name_out
 
@@ -109,7 +109,7 @@ class _Graph:
 
 def _mel_frames(g: _Graph, x: str, batch: str, steps: str, mel: dict[str, np.ndarray]) -> str:
     """x [B, T, 1280] → mel frames [B, 8T, 32] (openWakeWord's transform), carrying audio_ctx."""
-    ctx, ctx_out = g.state("audio_ctx", CONTEXT_SAMPLES, batch)
+    ctx, ctx_out = g.state("audio_ctx", CONTEXT_SAMPLES)
     flat = g.op("Reshape", [x, g.op("Concat", [batch, g.const([-1])], axis=0)])
     audio = g.op("Concat", [ctx, flat], axis=1)
     g.output_state(g.op("Slice", [audio, g.const([-CONTEXT_SAMPLES]), g.const([2**62]), g.const([1])]), ctx_out,
@@ -152,7 +152,7 @@ def _streaming_embedding(g: _Graph, frames: str, batch: str, embedding: onnx.Mod
             if rows > 1:  # rows of the previous steps first; the convolution is valid in time (no pads)
                 channels, width = widths[node.input[0]][1], widths[node.input[0]][3]
                 size = channels * (rows - 1) * width
-                cache, cache_out = g.state(f"conv{len(g.states)}", size, batch)
+                cache, cache_out = g.state(f"conv{len(g.states)}", size)
                 shape = g.op("Concat", [batch, g.const([channels, rows - 1, width])], axis=0)
                 joined = g.op("Concat", [g.op("Reshape", [cache, shape]), current], axis=2)
                 tail = g.op("Slice", [joined, g.const([1 - rows]), g.const([2**62]), g.const([2])])
