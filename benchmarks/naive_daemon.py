@@ -1,6 +1,6 @@
 """The baseline daemon, written the way a user would: one thread, one model call per message.
 
-Per message: decode the header, compute log-mel features for that one stream (streamer's own numpy log-mel, so
+Per message: decode the header, compute the model's frontend features for that one stream (streamer's own frontend, so
 features are identical), one onnxruntime call with that stream's state, one `pred` publish (wire protocol v1).
 No batching across streams, no queues. `streamer bench daemon` runs it against the same load as the real daemon.
 
@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import zmq
 
-from streamer.frontend.logmel import LogMelFrontend
+from streamer.frontend import Frontend, build_frontend
 
 
 class NaiveDaemon:
@@ -32,7 +32,7 @@ class NaiveDaemon:
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.labels = json.loads(meta["streamer.labels"])
-        self.frontend_params = {k: v for k, v in json.loads(meta["streamer.frontend"]).items() if k != "kind"}
+        self.frontend_spec = json.loads(meta["streamer.frontend"])  # the model's own (logmel or waveform)
         self.state_pairs = json.loads(meta["streamer.state"])
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.data_name = next(name for name in self.inputs if name not in self.state_pairs)
@@ -40,7 +40,7 @@ class NaiveDaemon:
         self.output_names = [self.session.get_outputs()[0].name, *self.state_pairs.values()]
         self.states: dict[str, list[np.ndarray]] = {}
         self.steps_done: dict[str, int] = {}
-        self.frontends: dict[str, LogMelFrontend] = {}
+        self.frontends: dict[str, Frontend] = {}
 
     def handle(self, frames: list[bytes]) -> list[bytes] | None:
         """One ingest message in, its `pred` frames out (None for reset/end)."""
@@ -55,7 +55,7 @@ class NaiveDaemon:
         samples = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(-1, header["channels"])
         frontend = self.frontends.get(stream_id)
         if frontend is None:
-            frontend = self.frontends[stream_id] = LogMelFrontend(self.frontend_params, self.feature_dim)
+            frontend = self.frontends[stream_id] = build_frontend(self.frontend_spec, self.feature_dim)
         features = frontend.push({stream_id: (samples, header["rate_hz"])})[stream_id]
         step0 = self.steps_done.get(stream_id, 0)
         payload = b""

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_train_keyword_miniature(tmp_path: Path) -> None:
+@pytest.mark.parametrize("features", ["logmel", "embedding"])
+def test_train_keyword_miniature(features: str, tmp_path: Path) -> None:
     recipe = KeywordRecipe(
         phrases=("hey streamer", "lights on"),
         voices="ci",
@@ -36,6 +37,7 @@ def test_train_keyword_miniature(tmp_path: Path) -> None:
         fit=FitConfig(steps=6, lanes=4, segment_steps=100),
         eval_negative_hours=0.02,
         workers=1,
+        features=features,
     )
     out = tmp_path / "model"
     run = train_keyword(recipe, out, tmp_path / "data")
@@ -44,15 +46,22 @@ def test_train_keyword_miniature(tmp_path: Path) -> None:
     assert np.isfinite(run["loss_first_last"]).all()
     spec = ModelSpec.load(out / "model.onnx")
     assert spec.labels == run["labels"] and spec.scores == "probabilities"
-    assert spec.frontend is not None and spec.frontend["kind"] == "logmel" and spec.frontend["n_mels"] == 40
-    detection = DetectionParams.resolve(spec.labels, spec.metadata, 0.01)
+    assert spec.frontend is not None
+    if features == "logmel":
+        assert spec.frontend["kind"] == "logmel" and spec.frontend["n_mels"] == 40
+    else:  # raw audio in, the speech embedding and its state inside the model
+        assert spec.frontend["kind"] == "waveform" and spec.frontend["frame_samples"] == 1280
+        assert "conv11" in spec.metadata["streamer.state"] and "streamer.keyword.embedding" in spec.metadata
+    step_s = 0.01 if features == "logmel" else 0.08
+    detection = DetectionParams.resolve(spec.labels, spec.metadata, step_s)
     assert detection is not None and all(0 < t <= 1 for t in detection.thresholds)
     assert run_selftest(out / "model.onnx").ok
 
-    # What the daemon does with it: raw audio in, one probability row per 10 ms step.
+    # What the daemon does with it: raw audio in, one probability row per 10 (80) ms step.
     pipeline = Pipeline(out / "model.onnx")
     scores = pipeline.push({"mic": np.zeros((48000, 1), np.int16)}, rate_hz=48000)["mic"]
-    assert scores.shape[1] == 3 and 80 <= scores.shape[0] <= 98  # 1 s, less the resampler's delay
+    expected = (80, 98) if features == "logmel" else (11, 12)  # 1 s, less the resampler's delay
+    assert scores.shape[1] == 3 and expected[0] <= scores.shape[0] <= expected[1]
     assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
 
     report = json.loads((out / "eval.json").read_text())
