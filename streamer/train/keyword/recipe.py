@@ -309,11 +309,8 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     torch.manual_seed(recipe.seed)
     net = KeywordNet(feature_dim, len(labels), recipe.hidden, recipe.layers, recipe.dropout)
     net.set_normalisation(*normalisation(train_streams))
-    fit_config = recipe.fit
-    if embedded:  # SpecAugment and VTLP act on mel bands, not on an embedding's dimensions; BPTT segments keep
-        # their duration (`segment_steps` counts steps of the log-mel hop), so a step sees as much audio
-        segment_steps = max(1, round(recipe.fit.segment_steps * params.hop_ms / timing.hop_ms))
-        fit_config = dataclasses.replace(recipe.fit, freq_masks=0, warp=0.0, segment_steps=segment_steps)
+    # SpecAugment and VTLP act on mel bands, not on an embedding's dimensions
+    fit_config = dataclasses.replace(recipe.fit, freq_masks=0, warp=0.0) if embedded else recipe.fit
     losses = fit(net, train_streams, fit_config, centres_hz=mel_edges_hz(params)[1:-1])
     timings["train_s"] = time.perf_counter() - mark
 
@@ -394,7 +391,7 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         "music_files_train": len(music),
         "train_voices": [v.key for v in train_voices],
         "heldout_voices": [v.key for v in held_voices],
-        "fit": dataclasses.asdict(fit_config),  # as run (segments in the model's own steps)
+        "fit": dataclasses.asdict(fit_config),  # as run
         "loss_first_last": [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))],
         "validation": tuning.validation,
         "detection": tuning.detection,
