@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench bench-daemon bench-sensor train-keyword lint soak clean
+.PHONY: setup run test bench bench-daemon bench-sensor train-keyword train-keyword-lite lint soak clean
 
 setup: $(STAMP)
 
@@ -29,16 +29,22 @@ bench: setup
 	$(BIN)/streamer bench frontend
 	$(BIN)/streamer bench fuzz --messages 100000
 
-bench-daemon: setup  # 2-9 minutes: capacity search for the daemon and the naive baseline
+bench-daemon: setup  # 2-9 minutes: capacity search for the daemon and the naive baseline (models/keywords-lite)
 	$(BIN)/streamer bench daemon
 
-soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity (not part of make test)
+soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity, models/keywords-lite (not in make test)
 	$(BIN)/streamer bench soak --streams 450 --minutes 10
 
-train-keyword: setup  # the shipped keyword model from text alone (~80 min on 2 cores); see models/keywords/README.md
+train-keyword: setup  # the default keyword model from text alone (~25 min on 2 cores); see models/keywords/README.md
 	bash scripts/install-tts.sh
 	$(BIN)/streamer train-keyword "hey streamer" "lights on" "play music" "stop timer" --out models/keywords \
-		--steps 8000 --train-hours 30 --hidden 96 --target-fa-per-hour 1 --eval-hours 2 --seed 0 --dropout 0.2
+		--features embedding --steps 1500 --segment-steps 200 --train-hours 30 --hidden 96 --target-fa-per-hour 1 \
+		--eval-hours 2 --seed 0 --dropout 0.2
+
+train-keyword-lite: setup  # the log-mel model for many streams (~80 min on 2 cores); see models/keywords-lite/README.md
+	bash scripts/install-tts.sh
+	$(BIN)/streamer train-keyword "hey streamer" "lights on" "play music" "stop timer" --out models/keywords-lite \
+		--features logmel --steps 8000 --train-hours 30 --hidden 96 --target-fa-per-hour 1 --eval-hours 2 --seed 0 --dropout 0.2
 
 bench-sensor: setup
 	$(BIN)/python examples/bench_one_sample.py

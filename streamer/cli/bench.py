@@ -107,7 +107,7 @@ def bench_soak(
         int, typer.Option(help="streams (16 kHz, 100 ms chunks); ~70 % of `bench daemon` capacity")
     ] = 700,
     minutes: Annotated[float, typer.Option(help="how long")] = 10.0,
-    model: Annotated[Path, typer.Option(help="ONNX keyword model")] = Path("models/keywords/model.onnx"),
+    model: Annotated[Path, typer.Option(help="ONNX keyword model")] = Path("models/keywords-lite/model.onnx"),
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
 ) -> None:
     """Steady real-time load for minutes: RSS slope (target < 1 MB/min), drops (target 0), p99 start vs end."""

@@ -146,7 +146,9 @@ def listen(
 @bench_app.command("daemon")
 def bench_daemon(
     streams: Annotated[int | None, typer.Option(help="only this stream count (no search)")] = None,
-    model: Annotated[Path, typer.Option(help="ONNX keyword model")] = Path("models/keywords/model.onnx"),
+    model: Annotated[
+        Path, typer.Option(help="ONNX keyword model (default: the log-mel model built for many streams)")
+    ] = Path("models/keywords-lite/model.onnx"),
     duration_s: Annotated[float, typer.Option(help="seconds measured per load level")] = 6.0,
     baseline: Annotated[bool, typer.Option(help="also run the naive one-call-per-message daemon")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,

@@ -48,7 +48,11 @@ def train_keyword(
         Path | None, typer.Option(help="cache of renderings and the eval set [default: data/keyword/<labels>]")
     ] = None,
     voices: Annotated[str, typer.Option(help="'full' (scripts/install-tts.sh) or 'ci' (espeak-ng + flite)")] = "full",
-    steps: Annotated[int, typer.Option(help="optimiser steps (128 lanes × 200 steps each)")] = 1500,
+    steps: Annotated[int, typer.Option(help="optimiser steps (128 lanes × --segment-steps each)")] = 1500,
+    segment_steps: Annotated[
+        int | None,
+        typer.Option(help="model steps per BPTT segment [default: 2 s: 200 for logmel, 25 for embedding]"),
+    ] = None,
     train_hours: Annotated[float, typer.Option(help="hours of assembled training audio")] = 10.0,
     eval_hours: Annotated[float, typer.Option(help="hours of held-out negatives to evaluate on (0: skip)")] = 2.0,
     hidden: Annotated[int, typer.Option(help="GRU units per layer (2 layers)")] = 64,
@@ -66,10 +70,10 @@ def train_keyword(
     features: Annotated[
         str,
         typer.Option(
-            help="'logmel': the GRU reads log-mel bands (cheapest to serve); 'embedding': a frozen speech "
-            "embedding trained on real speech, inside the model (80 ms steps; ~2.5 ms of CPU per step)"
+            help="'embedding': a frozen speech embedding trained on real speech, inside the model (80 ms steps); "
+            "'logmel': the GRU reads log-mel bands (~10x cheaper to serve, but learns from TTS voices alone)"
         ),
-    ] = "logmel",
+    ] = "embedding",
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
     device: Annotated[str, typer.Option(help="where the network trains: 'cpu', or 'cuda' for a GPU")] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
@@ -89,6 +93,10 @@ def train_keyword(
         raise ConfigError(f"dropout={dropout}, warp={warp}: expected 0 ≤ dropout < 1 and 0 ≤ warp ≤ 0.5")
     if features not in ("logmel", "embedding"):
         raise ConfigError(f"--features {features!r}: expected 'logmel' or 'embedding'")
+    if segment_steps is None:
+        segment_steps = 25 if features == "embedding" else 200
+    if segment_steps < 1:
+        raise ConfigError(f"--segment-steps {segment_steps}: expected ≥ 1")
     check_device(device)
     frontend = _frontend(hop_ms, win_ms)
     recipe = KeywordRecipe(
@@ -98,7 +106,9 @@ def train_keyword(
         dropout=dropout,
         target_fa_per_hour=target_fa_per_hour,
         train_hours=train_hours,
-        fit=dataclasses.replace(FitConfig(), steps=steps, seed=seed, device=device, warp=warp),
+        fit=dataclasses.replace(
+            FitConfig(), steps=steps, segment_steps=segment_steps, seed=seed, device=device, warp=warp
+        ),
         evaluate=eval_hours > 0,
         eval_negative_hours=eval_hours or 2.0,
         workers=workers,

@@ -116,6 +116,8 @@ def test_train_keyword_refuses_a_device_it_does_not_have(device: str, message: s
         (["--hop-ms", "0"], ("--hop-ms", "window")),
         (["--hop-ms", "30", "--win-ms", "25"], ("--hop-ms", "window")),
         (["--win-ms", "100"], ("--hop-ms", "window")),
+        (["--features", "mfcc"], ("--features", "'embedding'")),
+        (["--segment-steps", "0"], ("--segment-steps", "≥ 1")),
     ],
 )
 def test_train_keyword_refuses_out_of_range_options(option: list[str], named: tuple[str, str], tmp_path: Path) -> None:

@@ -104,14 +104,18 @@ def write_card(
         quoted += f" --warp {fit['warp']:g}"
     frontend = LogMelParams.from_dict(recipe.get("frontend") or {})
     embedded = recipe.get("features", "logmel") == "embedding"
+    quoted += "" if embedded else " --features logmel"  # the CLI's default is embedding
+    segment_steps = run.get("fit", fit)["segment_steps"]
+    if segment_steps != (25 if embedded else 200):
+        quoted += f" --segment-steps {segment_steps}"
     if embedded:
-        quoted += " --features embedding"
         network = (
             f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per 80 ms step). "
             f"GRU {recipe['layers']}×{recipe['hidden']} over a frozen 96-d speech embedding computed inside the "
             "model from raw 16 kHz audio (`waveform` frontend, 1,280 samples per step: openWakeWord's 32-band mel "
-            "spectrogram and Google's speech_embedding network, trained on real speech, Apache-2.0; the audio "
-            "overlap and the last 68 mel frames are carried as model state), "
+            "spectrogram and Google's speech_embedding network, ~330k frozen weights trained on real speech, "
+            "Apache-2.0, run as a streaming network whose convolution caches and audio overlap are model state); "
+            "the GRU and head have "
         )
     else:
         if (frontend.hop_ms, frontend.win_ms) != (LogMelParams.hop_ms, LogMelParams.win_ms):
@@ -124,7 +128,8 @@ def write_card(
     lines = [
         f"# Keyword model: {', '.join(phrases)}",
         "",
-        network + f"{run['parameters']} parameters, feature normalisation inside the graph. Built from text alone by "
+        network + f"{run['parameters']} trained parameters, feature normalisation inside the graph. "
+        "Built from text alone by "
         f"`streamer train-keyword {quoted} --out {out_dir}`.",
         "",
         f"Detection defaults (metadata `streamer.detection`): `{run['detection']}`, one threshold per keyword "
