@@ -71,7 +71,7 @@ def train_keyword(
         str,
         typer.Option(
             help="'embedding': a frozen speech embedding trained on real speech, inside the model (80 ms steps); "
-            "'logmel': the GRU reads log-mel bands (~10x cheaper to serve, but learns from TTS voices alone)"
+            "'logmel': the GRU reads log-mel bands (~4x cheaper to serve, but learns from TTS voices alone)"
         ),
     ] = "embedding",
     workers: Annotated[int, typer.Option(help="processes for rendering and feature extraction")] = 2,
