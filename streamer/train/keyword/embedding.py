@@ -45,6 +45,7 @@ EMBEDDING_DIM = 96
 TOP_DB = 80.0
 OPSET = 17  # the exporter's: ReduceMax takes its axes as an attribute here
 INT16_FULL_SCALE = 32768.0  # the mel network was trained on int16-scaled samples
+ROW_WISE = ("Relu", "BatchNormalization", "LeakyRelu", "Max", "MaxPool")  # ops that need no cache in time
 PROVENANCE = {
     "embedding": "Google speech_embedding (arXiv:2002.01322), Apache-2.0, as re-implemented in ONNX by openWakeWord",
     "source": f"openwakeword=={OPENWAKEWORD_VERSION} wheel (PyPI): resources/models/melspectrogram.onnx, "
@@ -112,8 +113,8 @@ def _mel_frames(g: _Graph, x: str, batch: str, steps: str, mel: dict[str, np.nda
     ctx, ctx_out = g.state("audio_ctx", CONTEXT_SAMPLES)
     flat = g.op("Reshape", [x, g.op("Concat", [batch, g.const([-1])], axis=0)])
     audio = g.op("Concat", [ctx, flat], axis=1)
-    g.output_state(g.op("Slice", [audio, g.const([-CONTEXT_SAMPLES]), g.const([2**62]), g.const([1])]), ctx_out,
-                   batch, CONTEXT_SAMPLES)  # fmt: skip
+    context = g.op("Slice", [audio, g.const([-CONTEXT_SAMPLES]), g.const([2**62]), g.const([1])])
+    g.output_state(context, ctx_out, batch, CONTEXT_SAMPLES)
     signal = g.op("Unsqueeze", [g.op("Mul", [audio, g.const(INT16_FULL_SCALE)]), g.const([1])])
     real = g.op("Conv", [signal, g.const(mel["0.stft.conv_real.weight"])], kernel_shape=[512], strides=[160])
     imag = g.op("Conv", [signal, g.const(mel["0.stft.conv_imag.weight"])], kernel_shape=[512], strides=[160])
@@ -131,7 +132,7 @@ def _streaming_embedding(g: _Graph, frames: str, batch: str, embedding: onnx.Mod
     two-row cache before each convolution that is 3 rows tall in time (see the module docstring)."""
     weights = {t.name: numpy_helper.to_array(t) for t in embedding.graph.initializer}
     inferred = onnx.shape_inference.infer_shapes(embedding)
-    widths = {
+    shapes = {
         v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
         for v in [*inferred.graph.value_info, *inferred.graph.input]
     }
@@ -149,8 +150,11 @@ def _streaming_embedding(g: _Graph, frames: str, batch: str, embedding: onnx.Mod
         elif node.op_type == "Conv":
             inputs = [current, *(g.const(weights[name]) for name in node.input[1:])]
             rows = int(attrs["kernel_shape"][0])
-            if rows > 1:  # rows of the previous steps first; the convolution is valid in time (no pads)
-                channels, width = widths[node.input[0]][1], widths[node.input[0]][3]
+            pads = attrs.get("pads", [0, 0, 0, 0])
+            if pads[0] or pads[2] or attrs.get("strides", [1, 1])[0] != 1:
+                raise ValueError(f"{node.name}: a convolution padded or strided in time cannot stream this way")
+            if rows > 1:  # rows of the previous steps first; the convolution is valid in time
+                channels, width = shapes[node.input[0]][1], shapes[node.input[0]][3]
                 size = channels * (rows - 1) * width
                 cache, cache_out = g.state(f"conv{len(g.states)}", size)
                 shape = g.op("Concat", [batch, g.const([channels, rows - 1, width])], axis=0)
@@ -159,9 +163,11 @@ def _streaming_embedding(g: _Graph, frames: str, batch: str, embedding: onnx.Mod
                 g.output_state(tail, cache_out, batch, size)
                 inputs[0] = joined
             current = g.op("Conv", inputs, **attrs)
-        else:  # Relu, BatchNormalization, LeakyRelu, Max, MaxPool: row by row, weights as they are
+        elif node.op_type in ROW_WISE:  # row by row (MaxPool's pairs line up: module docstring), weights as they are
             extra = [g.const(weights[name]) if name in weights else name for name in node.input[1:]]
             current = g.op(node.op_type, [current, *extra], **attrs)
+        else:
+            raise ValueError(f"{node.name}: {node.op_type} is not known to stream row by row")
     return current
 
 
