@@ -324,27 +324,19 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         "validation": tuning.validation,
     }
     metadata = {"streamer.detection": tuning.detection, "streamer.keyword.training": summary}
-    if embedded:  # the GRU alone is exported and checked against torch, then joined to the feature graph
-        head_path = data_dir / "head.onnx"
-        report = export_module(
-            ProbabilityOutput(net),
-            head_path,
-            features=feature_dim,
-            labels=labels,
-            scores="probabilities",
-            extra_metadata=metadata,
-        )
-        embedding.combine(head_path, model_path, {"streamer.keyword.embedding": json.dumps(embedding.PROVENANCE)})
-    else:
-        report = export_module(
-            ProbabilityOutput(net),
-            model_path,
-            features=params.n_mels,
-            labels=labels,
-            scores="probabilities",
-            frontend=params.to_dict(),
-            extra_metadata=metadata,
-        )
+    # With the embedding, the GRU alone is exported (and checked against torch), then joined to the feature graph.
+    exported = data_dir / "head.onnx" if embedded else model_path
+    report = export_module(
+        ProbabilityOutput(net),
+        exported,
+        features=feature_dim,
+        labels=labels,
+        scores="probabilities",
+        frontend=None if embedded else params.to_dict(),
+        extra_metadata=metadata,
+    )
+    if embedded:
+        embedding.combine(exported, model_path, {"streamer.keyword.embedding": json.dumps(embedding.PROVENANCE)})
 
     evaluation = eval_set = None
     if recipe.evaluate:
