@@ -14,8 +14,7 @@ $(STAMP): Makefile pyproject.toml scripts/install-system.sh scripts/install-sens
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[train,dev]'
 	PIP=$(BIN)/pip bash scripts/install-sensor-data.sh
-	# the frozen speech embedding's ONNX files (keyword training with --features embedding); never imported
-	$(BIN)/pip install -q --no-deps openwakeword==0.4.0
+	$(BIN)/pip install -q --no-deps openwakeword==0.4.0  # the speech embedding's ONNX files; never imported
 	touch $(STAMP)
 
 run: setup

@@ -104,7 +104,8 @@ def write_card(
         quoted += f" --warp {fit['warp']:g}"
     frontend = LogMelParams.from_dict(recipe.get("frontend") or {})
     embedded = recipe.get("features", "logmel") == "embedding"
-    quoted += "" if embedded else " --features logmel"  # the CLI's default is embedding
+    if not embedded:  # the CLI's default is embedding
+        quoted += " --features logmel"
     segment_steps = run.get("fit", fit)["segment_steps"]
     if segment_steps != (25 if embedded else 200):
         quoted += f" --segment-steps {segment_steps}"
