@@ -1,4 +1,5 @@
-"""`streamer train-keyword` and `streamer eval-keyword`: a keyword model from text, and its honest DET curve."""
+"""`streamer train-keyword`, `eval-keyword` and `import-openwakeword`: keyword models from text or from
+openWakeWord, and their honest DET curve."""
 
 from __future__ import annotations
 
@@ -179,6 +180,33 @@ def eval_keyword(
         typer.echo(f"  DET curve: {plot}")
 
 
+def import_openwakeword(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="an openWakeWord classifier (.onnx), or a model of the openwakeword wheel: hey_jarvis, ..."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx and README.md")],
+    label: Annotated[str | None, typer.Option(help="the wake word's label [default: from the file name]")] = None,
+    threshold: Annotated[float | None, typer.Option(help="detection threshold [default: 0.5, openWakeWord's]")] = None,
+) -> None:
+    """Serve an openWakeWord model statefully: its classifier on the streaming speech embedding, one ONNX model."""
+    from streamer.train.keyword import openwakeword
+
+    if threshold is not None and not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"--threshold {threshold:g}: expected a probability in (0, 1]")
+    source = openwakeword.resolve_source(model)
+    out.mkdir(parents=True, exist_ok=True)
+    classifier = openwakeword.convert(source, out / "model.onnx", label=label, threshold=threshold)
+    openwakeword.write_card(source, classifier, out / "README.md")
+    typer.echo(
+        f"wrote {out / 'model.onnx'}: {', '.join(classifier.labels[1:])} over {classifier.window} embeddings "
+        f"({classifier.window * 80} ms); serve it with: streamer serve --model {out / 'model.onnx'}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("train-keyword")(train_keyword)
     app.command("eval-keyword")(eval_keyword)
+    app.command("import-openwakeword")(import_openwakeword)

@@ -19,7 +19,7 @@ AREAS = (
     "streamer.cli.bench",  # bench engine | frontend | daemon
     "streamer.cli.daemon",  # serve, feed, listen, config check
     "streamer.cli.audio",  # devices
-    "streamer.cli.keyword",  # train-keyword, eval-keyword
+    "streamer.cli.keyword",  # train-keyword, eval-keyword, import-openwakeword
     "streamer.cli.sensor",  # train-sensor
     "streamer.cli.keys",  # keys generate
 )

@@ -71,7 +71,7 @@ def model_files() -> tuple[Path, Path]:
     return files
 
 
-class _Graph:
+class GraphBuilder:
     """Nodes, constants and state pairs of the graph being built; names are unique by construction."""
 
     def __init__(self) -> None:
@@ -108,7 +108,7 @@ class _Graph:
         self.nodes.append(helper.make_node("Unsqueeze", [flat, self.const([0])], [name_out]))
 
 
-def _mel_frames(g: _Graph, x: str, batch: str, steps: str, mel: dict[str, np.ndarray]) -> str:
+def _mel_frames(g: GraphBuilder, x: str, batch: str, steps: str, mel: dict[str, np.ndarray]) -> str:
     """x [B, T, 1280] → mel frames [B, 8T, 32] (openWakeWord's transform), carrying audio_ctx."""
     ctx, ctx_out = g.state("audio_ctx", CONTEXT_SAMPLES)
     flat = g.op("Reshape", [x, g.op("Concat", [batch, g.const([-1])], axis=0)])
@@ -127,7 +127,7 @@ def _mel_frames(g: _Graph, x: str, batch: str, steps: str, mel: dict[str, np.nda
     return g.op("Reshape", [scaled, g.op("Concat", [batch, g.const([-1, MEL_BANDS])], axis=0)])
 
 
-def _streaming_embedding(g: _Graph, frames: str, batch: str, embedding: onnx.ModelProto) -> str:
+def _streaming_embedding(g: GraphBuilder, frames: str, batch: str, embedding: onnx.ModelProto) -> str:
     """mel frames [B, 8T, 32] → embeddings [B, T, 96]: openWakeWord's embedding network, node by node, with a
     two-row cache before each convolution that is 3 rows tall in time (see the module docstring)."""
     weights = {t.name: numpy_helper.to_array(t) for t in embedding.graph.initializer}
@@ -176,7 +176,7 @@ def feature_graph() -> onnx.ModelProto:
     mel_path, embedding_path = model_files()
     mel = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(mel_path)).graph.initializer}
     embedding = onnx.load(str(embedding_path))
-    g = _Graph()
+    g = GraphBuilder()
     shape = g.op("Shape", ["x"])
     batch = g.op("Slice", [shape, g.const([0]), g.const([1])])
     steps = g.op("Slice", [shape, g.const([1]), g.const([2])])
