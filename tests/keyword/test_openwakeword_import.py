@@ -5,6 +5,8 @@ are not such classifiers, or that mix batch rows, are refused by name."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,22 @@ def test_a_classifier_that_mixes_batch_rows_is_refused(tmp_path):
     fine = _classifier_file(tmp_path / "my_word_v0.2.onnx", [1, 16, 96])
     classifier = openwakeword.convert(fine, tmp_path / "out.onnx")
     assert classifier.labels == ["_background", "my_word"] and classifier.window == 16
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "streamer.cli.main", "import-openwakeword", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_cli_writes_a_servable_model_and_its_card(tmp_path):
+    done = _cli("hey_marvin", "--out", str(tmp_path / "m"), "--threshold", "0.7")
+    assert done.returncode == 0, done.stderr
+    assert "hey_marvin over 16 embeddings" in done.stdout
+    spec = ModelSpec.load(tmp_path / "m" / "model.onnx")
+    assert json.loads(spec.metadata["streamer.detection"])["threshold"] == 0.7
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "hey_marvin_v0.1.onnx" in card
+    refused = _cli("no_such_word", "--out", str(tmp_path / "x"))
+    assert refused.returncode == 3 and "not one of the openwakeword" in refused.stderr
+    bad = _cli("hey_marvin", "--out", str(tmp_path / "y"), "--threshold", "1.5")
+    assert bad.returncode == 2 and "--threshold 1.5" in bad.stderr
