@@ -181,29 +181,27 @@ def eval_keyword(
 
 
 def import_openwakeword(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="an openWakeWord classifier (.onnx), or a model of the openwakeword wheel: hey_jarvis, ..."
-        ),
+    models: Annotated[
+        list[str],
+        typer.Argument(help="openWakeWord classifiers (.onnx), or the openwakeword wheel's by name: hey_jarvis, ..."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx and README.md")],
-    label: Annotated[str | None, typer.Option(help="the wake word's label [default: from the file name]")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="each wake word's label, once per model [default: from the file name]")
+    ] = None,
     threshold: Annotated[float | None, typer.Option(help="detection threshold [default: 0.5, openWakeWord's]")] = None,
 ) -> None:
-    """Serve an openWakeWord model statefully: its classifier on the streaming speech embedding, one ONNX model."""
+    """Serve openWakeWord models statefully: their classifiers on one streaming speech embedding, one ONNX model."""
     from streamer.train.keyword import openwakeword
 
     if threshold is not None and not 0.0 < threshold <= 1.0:
         raise ConfigError(f"--threshold {threshold:g}: expected a probability in (0, 1]")
-    source = openwakeword.resolve_source(model)
+    sources = [openwakeword.resolve_source(model) for model in models]
     out.mkdir(parents=True, exist_ok=True)
-    classifier = openwakeword.convert(source, out / "model.onnx", label=label, threshold=threshold)
-    openwakeword.write_card(source, classifier, out / "README.md")
-    typer.echo(
-        f"wrote {out / 'model.onnx'}: {', '.join(classifier.labels[1:])} over {classifier.window} embeddings "
-        f"({classifier.window * 80} ms); serve it with: streamer serve --model {out / 'model.onnx'}"
-    )
+    classifiers = openwakeword.convert(sources, out / "model.onnx", labels=label or None, threshold=threshold)
+    openwakeword.write_card(sources, classifiers, out / "README.md", threshold)
+    words = ", ".join(f"{', '.join(c.labels[1:])} ({c.window * 80} ms window)" for c in classifiers)
+    typer.echo(f"wrote {out / 'model.onnx'}: {words}; serve it with: streamer serve --model {out / 'model.onnx'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,7 @@ def reference_scores(source: Path, audio: np.ndarray, window: int) -> np.ndarray
 def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     source = openwakeword.builtin_models()[request.param]
     out = tmp_path_factory.mktemp(request.param) / "model.onnx"
-    classifier = openwakeword.convert(source, out)
+    (classifier,) = openwakeword.convert([source], out)
     return source, out, classifier
 
 
@@ -55,7 +55,7 @@ def test_the_converted_model_keeps_the_contract(converted):
     assert {"window", "warmup", "h0"}.isdisjoint(spec.metadata) and "window" in json.loads(
         spec.metadata["streamer.state"]
     )
-    assert json.loads(spec.metadata["streamer.keyword.openwakeword"])["source"] == source.name
+    assert json.loads(spec.metadata["streamer.keyword.openwakeword"])["classifiers"][0]["source"] == source.name
     report = run_selftest(path)
     assert report.ok, report
 
@@ -104,19 +104,45 @@ def _classifier_file(path: Path, input_shape: list[int], mix_rows: bool = False)
 def test_files_that_are_not_openwakeword_classifiers_are_refused(tmp_path):
     wrong = _classifier_file(tmp_path / "wrong.onnx", [1, 16, 40])
     with pytest.raises(ModelError, match=r"wrong.onnx: input x is \[1, 16, 40\], expected \[batch, window, 96\]"):
-        openwakeword.convert(wrong, tmp_path / "out.onnx")
+        openwakeword.convert([wrong], tmp_path / "out.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(ModelError, match=r"junk\.onnx: not an ONNX model"):
-        openwakeword.convert(tmp_path / "junk.onnx", tmp_path / "out.onnx")
+        openwakeword.convert([tmp_path / "junk.onnx"], tmp_path / "out.onnx")
 
 
 def test_a_classifier_that_mixes_batch_rows_is_refused(tmp_path):
     mixing = _classifier_file(tmp_path / "mixing.onnx", [1, 16, 96], mix_rows=True)
     with pytest.raises(ModelError, match=r"mixing\.onnx: batched rows differ"):
-        openwakeword.convert(mixing, tmp_path / "out.onnx")
+        openwakeword.convert([mixing], tmp_path / "out.onnx")
     fine = _classifier_file(tmp_path / "my_word_v0.2.onnx", [1, 16, 96])
-    classifier = openwakeword.convert(fine, tmp_path / "out.onnx")
+    (classifier,) = openwakeword.convert([fine], tmp_path / "out.onnx")
     assert classifier.labels == ["_background", "my_word"] and classifier.window == 16
+
+
+def test_several_classifiers_share_one_embedding_and_keep_their_own_scores(tmp_path):
+    """hey_jarvis (W 16, sigmoid) and timer (W 34, softmax) in one model: each keyword column equals that
+    classifier's model alone; the background is the probability that none fires."""
+    builtin = openwakeword.builtin_models()
+    both = tmp_path / "both.onnx"
+    classifiers = openwakeword.convert([builtin["hey_jarvis"], builtin["timer"]], both)
+    spec = ModelSpec.load(both)
+    assert spec.labels == ["_background", "hey_jarvis", *classifiers[1].labels[1:]]
+    audio = np.clip(speechlike(6.0, 6) * 32768, -32768, 32767).astype(np.int16)
+    together = Pipeline(both).push({"s": audio})["s"]
+    alone = {}
+    for name in ("hey_jarvis", "timer"):
+        openwakeword.convert([builtin[name]], tmp_path / f"{name}.onnx")
+        alone[name] = Pipeline(tmp_path / f"{name}.onnx").push({"s": audio})["s"]
+    np.testing.assert_allclose(together[:, 1], alone["hey_jarvis"][:, 1], atol=1e-6)
+    np.testing.assert_allclose(together[:, 2:], alone["timer"][:, 1:], atol=1e-6)
+    np.testing.assert_allclose(together[:, 0], alone["hey_jarvis"][:, 0] * alone["timer"][:, 0], atol=1e-6)
+    assert run_selftest(both).ok
+    with pytest.raises(ModelError, match=r"labels \['hey_jarvis'\] occur twice"):
+        openwakeword.convert([builtin["hey_jarvis"], builtin["hey_jarvis"]], tmp_path / "twice.onnx")
+    renamed = openwakeword.convert(
+        [builtin["hey_jarvis"], builtin["hey_jarvis"]], tmp_path / "twice.onnx", labels=["a", "b"]
+    )
+    assert [c.labels[1] for c in renamed] == ["a", "b"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -127,7 +153,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_cli_writes_a_servable_model_and_its_card(tmp_path):
     done = _cli("hey_marvin", "--out", str(tmp_path / "m"), "--threshold", "0.7")
     assert done.returncode == 0, done.stderr
-    assert "hey_marvin over 16 embeddings" in done.stdout
+    assert "hey_marvin (1280 ms window)" in done.stdout
     spec = ModelSpec.load(tmp_path / "m" / "model.onnx")
     assert json.loads(spec.metadata["streamer.detection"])["threshold"] == 0.7
     card = (tmp_path / "m" / "README.md").read_text()

@@ -1,23 +1,25 @@
-"""Serve an openWakeWord model statefully: its classifier on the streaming speech embedding, as one contract model.
+"""Serve openWakeWord models statefully: their classifiers on the streaming speech embedding, as one contract model.
 
 openWakeWord's wake-word models (the six in the openwakeword 0.4.0 wheel, and the many its users train with its
 notebook) are small classifiers over the last W speech embeddings (W = 16, 1.28 s, for most), run every 80 ms.
-`convert` wraps one in the same stateful graph the embedding keyword models use (embedding.py), so the daemon
-serves it batched like any other model, and the classifier's window becomes model state:
+`convert` wraps one or several in the same stateful graph the embedding keyword models use (embedding.py), so
+the daemon serves them batched like any other model, the embedding is computed once per step for all of them (as
+openWakeWord shares it between its models), and the classifiers' window becomes model state:
 
     x [B, T, 1280]            80 ms of 16 kHz audio per step (the waveform frontend)
     audio_ctx, conv<i>        the streaming embedding's state (embedding.feature_graph)
-    window [1, B, (W-1)·96]   the previous W-1 embeddings
-    warmup [1, B, 1]          steps seen, counted up to WARMUP
-    → per step t: classifier(emb[t-W+1 .. t]) → y [B, T, classes]
+    window [1, B, (W-1)·96]   the previous W-1 embeddings (W: the widest classifier's window)
+    warmup [1, B, 1]          steps seen, counted up to the longest warm-up
+    → per step t and classifier c: c(emb[t-W_c+1 .. t]) → y [B, T, classes]
 
-A sigmoid classifier (one output) gives two classes, `_background` and the wake word (1 - p, p); a softmax one
-keeps its classes, the first being the background. Until the window holds W embeddings that equal openWakeWord's
-own (the embedding's first 9 steps stand on zero state), the scores are "background" with certainty: the first
-WARMUP steps (2.0 s for W = 16) of a stream never fire. From then on each score equals openWakeWord's classifier
-on openWakeWord's window (tests/keyword/test_openwakeword_import.py). The classifier is made batchable: its
-batch axis becomes dynamic and an `If` on its own score (openWakeWord's verifier models) becomes a `Where`, which
-computes both branches for every row; `convert` then checks that rows do not depend on their neighbours.
+y's first column, `_background`, is the probability that no classifier fires (the product of theirs); then each
+classifier's keyword columns: a sigmoid classifier's p, a softmax classifier's classes after its first (its
+background). Until a classifier's window holds W_c embeddings that equal openWakeWord's own (the embedding's
+first 9 steps stand on zero state) its keywords score 0: the first 9 + W_c steps (2.0 s for W_c = 16) of a stream
+never fire. From then on each score equals openWakeWord's classifier on openWakeWord's window
+(tests/keyword/test_openwakeword_import.py). Each classifier is made batchable: its batch axis becomes dynamic and
+an `If` on its own score (openWakeWord's verifier models) becomes a `Where`, which computes both branches for
+every row; `convert` then checks that rows do not depend on their neighbours.
 """
 
 from __future__ import annotations
@@ -164,27 +166,13 @@ def load_classifier(path: Path, label: str | None = None) -> Classifier:
     return Classifier(model, int(in_dims[1]), labels, classes == 1)
 
 
-def head_graph(classifier: Classifier) -> onnx.ModelProto:
-    """x [B, T, 96] embeddings, window, warmup → y [B, T, classes] (see the module docstring)."""
-    window, classes = classifier.window, len(classifier.labels)
-    prefixed = onnx.compose.add_prefix(classifier.model, "oww/")
-    g = GraphBuilder()
-    shape = g.op("Shape", ["x"])
-    batch = g.op("Slice", [shape, g.const([0]), g.const([1])])
-    steps = g.op("Slice", [shape, g.const([1]), g.const([2])])
-    # The classifier's input at every step: the last `window` embeddings, the oldest from the window state.
-    size = (window - 1) * EMBEDDING_DIM
-    previous, window_out = g.state("window", size)
-    joined = g.op(
-        "Concat",
-        [g.op("Reshape", [previous, g.op("Concat", [batch, g.const([window - 1, EMBEDDING_DIM])], axis=0)]), "x"],
-        axis=1,
-    )
-    newest = g.op("Slice", [joined, g.const([-(window - 1)]), g.const([2**62]), g.const([1])])
-    g.output_state(newest, window_out, batch, size)
-    zero, one = g.const(np.array(0, np.int64)), g.const(np.array(1, np.int64))
-    step_index = g.op("Range", [zero, g.op("Squeeze", [steps, g.const([0])]), one])  # [T]
-    offsets = g.const(np.arange(window, dtype=np.int64)[None])
+def _classifier_scores(
+    g: GraphBuilder, classifier: Classifier, prefix: str, joined: str, widest: int, step_index: str, shape: list[str]
+) -> str:
+    """One classifier at every step: its last `window` embeddings gathered from `joined` → [B, T, outputs]."""
+    window = classifier.window
+    prefixed = onnx.compose.add_prefix(classifier.model, prefix)
+    offsets = g.const(np.arange(widest - window, widest, dtype=np.int64)[None])  # the newest `window` rows
     rows = g.op("Add", [g.op("Unsqueeze", [step_index, g.const([1])]), offsets])  # [T, window]
     windows = g.op("Gather", [joined, rows], axis=1)  # [B, T, window, 96]
     g.nodes.append(
@@ -192,23 +180,54 @@ def head_graph(classifier: Classifier) -> onnx.ModelProto:
     )
     g.nodes.extend(prefixed.graph.node)
     g.initializers.extend(prefixed.graph.initializer)
-    scores = g.op("Reshape", [prefixed.graph.output[0].name, g.op("Concat", [batch, steps, g.const([-1])], axis=0)])
-    # Warm-up: steps seen so far (capped), so the first `warmup_steps` steps of a stream score as background.
+    return g.op("Reshape", [prefixed.graph.output[0].name, g.op("Concat", [*shape, g.const([-1])], axis=0)])
+
+
+def head_graph(classifiers: list[Classifier]) -> onnx.ModelProto:
+    """x [B, T, 96] embeddings, window, warmup → y [B, T, classes] (see the module docstring): the classifiers
+    share one window of embeddings (the widest's); their keyword columns follow one another, and the background
+    column is the product of theirs (no classifier fires)."""
+    widest = max(c.window for c in classifiers)
+    g = GraphBuilder()
+    shape = g.op("Shape", ["x"])
+    batch = g.op("Slice", [shape, g.const([0]), g.const([1])])
+    steps = g.op("Slice", [shape, g.const([1]), g.const([2])])
+    # Every step's classifier input: the last `window` embeddings, the oldest from the window state.
+    size = (widest - 1) * EMBEDDING_DIM
+    previous, window_out = g.state("window", size)
+    joined = g.op(
+        "Concat",
+        [g.op("Reshape", [previous, g.op("Concat", [batch, g.const([widest - 1, EMBEDDING_DIM])], axis=0)]), "x"],
+        axis=1,
+    )
+    newest = g.op("Slice", [joined, g.const([-(widest - 1)]), g.const([2**62]), g.const([1])])
+    g.output_state(newest, window_out, batch, size)
+    zero, one = g.const(np.array(0, np.int64)), g.const(np.array(1, np.int64))
+    step_index = g.op("Range", [zero, g.op("Squeeze", [steps, g.const([0])]), one])  # [T]
+    # Warm-up: steps seen so far (capped), so each classifier's first `warmup_steps` steps score as background.
     seen, seen_out = g.state("warmup", 1)  # [B, 1]
-    cap = g.const(float(classifier.warmup_steps))
-    counted = g.op("Add", [seen, g.op("Cast", [g.op("Add", [step_index, one])], to=1)])
-    valid = g.op("Unsqueeze", [g.op("Cast", [g.op("GreaterOrEqual", [counted, cap])], to=1), g.const([2])])
+    cap = float(max(c.warmup_steps for c in classifiers))
+    counted = g.op("Add", [seen, g.op("Cast", [g.op("Add", [step_index, one])], to=1)])  # [B, T]
     total = g.op("Add", [seen, g.op("Cast", [steps], to=1)])
-    g.output_state(g.op("Min", [total, cap]), seen_out, batch, 1)
-    kept = g.op("Mul", [scores, valid])  # [B, T, 1 or classes]
-    if classifier.sigmoid:
-        y_inputs = [g.op("Sub", [g.const(1.0), kept]), kept]
-        g.nodes.append(helper.make_node("Concat", y_inputs, ["y"], axis=2))
-    else:
-        background = np.zeros(classes, np.float32)
-        background[0] = 1.0
-        absent = g.op("Mul", [g.op("Sub", [g.const(1.0), valid]), g.const(background)])
-        g.nodes.append(helper.make_node("Add", [kept, absent], ["y"]))
+    g.output_state(g.op("Min", [total, g.const(cap)]), seen_out, batch, 1)
+    backgrounds, keywords = [], []
+    for index, classifier in enumerate(classifiers):
+        scores = _classifier_scores(g, classifier, f"oww{index}/", joined, widest, step_index, [batch, steps])
+        ready = g.op("GreaterOrEqual", [counted, g.const(float(classifier.warmup_steps))])
+        valid = g.op("Unsqueeze", [g.op("Cast", [ready], to=1), g.const([2])])  # [B, T, 1]
+        kept = g.op("Mul", [scores, valid])
+        if classifier.sigmoid:  # p → background 1 - p
+            backgrounds.append(g.op("Sub", [g.const(1.0), kept]))
+            keywords.append(kept)
+        else:  # softmax: class 0 is the background, certain during the warm-up
+            background = g.op("Slice", [kept, g.const([0]), g.const([1]), g.const([2])])
+            backgrounds.append(g.op("Add", [background, g.op("Sub", [g.const(1.0), valid])]))
+            keywords.append(g.op("Slice", [kept, g.const([1]), g.const([2**62]), g.const([2])]))
+    none_fires = backgrounds[0]
+    for background in backgrounds[1:]:
+        none_fires = g.op("Mul", [none_fires, background])
+    g.nodes.append(helper.make_node("Concat", [none_fires, *keywords], ["y"], axis=2))
+    classes = 1 + sum(len(c.labels) - 1 for c in classifiers)
     floats = onnx.TensorProto.FLOAT
     inputs = [helper.make_tensor_value_info("x", floats, ["batch", "time", EMBEDDING_DIM])]
     outputs = [helper.make_tensor_value_info("y", floats, ["batch", "time", classes])]
@@ -216,8 +235,8 @@ def head_graph(classifier: Classifier) -> onnx.ModelProto:
         inputs.append(helper.make_tensor_value_info(name_in, floats, [1, "batch", state_size]))
         outputs.append(helper.make_tensor_value_info(name_out, floats, [1, "batch", state_size]))
     graph = helper.make_graph(g.nodes, "openwakeword_head", inputs, outputs, initializer=g.initializers)
-    opsets = [o for o in classifier.model.opset_import if o.domain not in ("", "ai.onnx")]
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), *opsets])
+    extra = {o.domain: o for c in classifiers for o in c.model.opset_import if o.domain not in ("", "ai.onnx")}
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), *extra.values()])
     model.ir_version = 8
     model.metadata_props.add(key="streamer.state", value=json.dumps({i: o for i, o, _ in g.states}))
     onnx.checker.check_model(model)
@@ -242,22 +261,37 @@ def check_rows_independent(classifier: Classifier, source: Path, rows: int = 7, 
     return error
 
 
-def convert(source: Path, out_path: Path, label: str | None = None, threshold: float | None = None) -> Classifier:
-    """openWakeWord classifier file → a streamer contract model at `out_path` (waveform in, classes out)."""
-    classifier = load_classifier(source, label)
-    check_rows_independent(classifier, source)
+def convert(
+    sources: list[Path], out_path: Path, labels: list[str] | None = None, threshold: float | None = None
+) -> list[Classifier]:
+    """openWakeWord classifier files → one streamer contract model at `out_path` (waveform in; the background,
+    then every classifier's classes). `labels`: one per source, for sigmoid classifiers (default: the file name)."""
+    if not sources:
+        raise ModelError("no openWakeWord classifier given")
+    if labels is not None and len(labels) != len(sources):
+        raise ModelError(f"{len(labels)} label(s) for {len(sources)} classifier(s): give one per classifier or none")
+    classifiers = [load_classifier(s, None if labels is None else labels[i]) for i, s in enumerate(sources)]
+    for source, classifier in zip(sources, classifiers, strict=True):
+        check_rows_independent(classifier, source)
+    names = [BACKGROUND_LABEL, *(label for c in classifiers for label in c.labels[1:])]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ModelError(f"labels {repeated} occur twice: give each classifier its own (--label)")
     detection = dict(DEFAULT_DETECTION)
     if threshold is not None:
         detection["threshold"] = threshold
-    provenance = {
-        "source": source.name,
-        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-        "window_steps": classifier.window,
-        "warmup_steps": classifier.warmup_steps,
-        "licence": LICENCE_NOTE,
-    }
-    head = head_graph(classifier)
-    head.metadata_props.add(key="streamer.labels", value=json.dumps(classifier.labels))
+    provenance = [
+        {
+            "source": source.name,
+            "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            "labels": classifier.labels[1:],
+            "window_steps": classifier.window,
+            "warmup_steps": classifier.warmup_steps,
+        }
+        for source, classifier in zip(sources, classifiers, strict=True)
+    ]
+    head = head_graph(classifiers)
+    head.metadata_props.add(key="streamer.labels", value=json.dumps(names))
     head.metadata_props.add(key="streamer.scores", value="probabilities")
     with tempfile.TemporaryDirectory() as folder:
         head_path = Path(folder) / "head.onnx"
@@ -269,28 +303,38 @@ def convert(source: Path, out_path: Path, label: str | None = None, threshold: f
                 "streamer.version": "1",
                 "streamer.state_batch_axis": "1",
                 "streamer.detection": json.dumps(detection),
-                "streamer.keyword.openwakeword": json.dumps(provenance),
+                "streamer.keyword.openwakeword": json.dumps({"classifiers": provenance, "licence": LICENCE_NOTE}),
                 "streamer.keyword.embedding": json.dumps(embedding.PROVENANCE),
             },
         )
-    return classifier
+    return classifiers
 
 
-def write_card(source: Path, classifier: Classifier, path: Path) -> None:
-    """A short model card: where the classifier came from, its licence, what the conversion changes."""
-    detection = json.dumps(DEFAULT_DETECTION)
+def write_card(sources: list[Path], classifiers: list[Classifier], path: Path, threshold: float | None) -> None:
+    """A short model card: where the classifiers came from, their licence, what the conversion changes."""
+    detection = json.dumps({**DEFAULT_DETECTION, **({} if threshold is None else {"threshold": threshold})})
+    rows = "\n".join(
+        f"| `{source.name}` | {', '.join(c.labels[1:])} | {c.window} ({c.window * 80} ms) | "
+        f"{'sigmoid' if c.sigmoid else 'softmax'} | {c.warmup_steps} ({c.warmup_steps * 0.08:.2f} s) |"
+        for source, c in zip(sources, classifiers, strict=True)
+    )
+    words = ", ".join(label for c in classifiers for label in c.labels[1:])
     path.write_text(
-        f"""# {", ".join(classifier.labels[1:])}: an openWakeWord model served statefully
+        f"""# {words}: openWakeWord model(s) served statefully
 
-Converted by `streamer import-openwakeword` from `{source.name}` (sha256 in the model's metadata
+Converted by `streamer import-openwakeword` (sha256 of each source in the model's metadata
 `streamer.keyword.openwakeword`). One ONNX file: 16 kHz audio in 80 ms steps (the `waveform` frontend) → the
 streaming speech embedding (Google `speech_embedding`, Apache-2.0, from the openwakeword
-{embedding.OPENWAKEWORD_VERSION} wheel) → openWakeWord's classifier over the last {classifier.window} embeddings
-({classifier.window * 80} ms), the window kept as per-stream model state.
+{embedding.OPENWAKEWORD_VERSION} wheel), computed once per step → each classifier over its last embeddings, the
+window kept as per-stream model state.
 
-- Labels: {json.dumps(classifier.labels)} ({"sigmoid: 1 - p, p" if classifier.sigmoid else "softmax"}).
-- The first {classifier.warmup_steps} steps ({classifier.warmup_steps * 0.08:.2f} s) of a stream score as
-  background; from then on every score equals openWakeWord's classifier on openWakeWord's own window.
+| source | labels | window (embeddings) | output | warm-up steps |
+|---|---|---|---|---|
+{rows}
+
+- Each keyword column is its classifier's probability; `_background` is the probability that none fires.
+- During a classifier's warm-up (the first steps of a stream) its keywords score 0; from then on every score
+  equals openWakeWord's classifier on openWakeWord's own window.
 - Detection defaults (metadata `streamer.detection`): {detection}; override in the daemon's `[detection]`.
 
 **Licence.** {LICENCE_NOTE}
