@@ -98,3 +98,22 @@ def test_pipeline_with_any_chunking_equals_embeddings_then_gru(combined):
     streamed = np.concatenate(outputs)
     assert streamed.shape == offline.shape == (50, 3)
     np.testing.assert_allclose(streamed, offline, atol=1e-5)
+
+
+def test_an_ensemble_of_heads_averages_their_probabilities(tmp_path):
+    """Two heads on one feature graph: y is the mean of each head alone; the contract and self-test hold."""
+    singles = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        head = ProbabilityOutput(KeywordNet(embedding.EMBEDDING_DIM, 3, hidden=8, layers=1)).eval()
+        export_module(head, tmp_path / f"head{seed}.onnx", features=96, labels=["_background", "a", "b"])
+        embedding.combine(tmp_path / f"head{seed}.onnx", tmp_path / f"single{seed}.onnx", {})
+        singles.append(tmp_path / f"single{seed}.onnx")
+    embedding.combine([tmp_path / "head1.onnx", tmp_path / "head2.onnx"], tmp_path / "both.onnx", {})
+    spec = ModelSpec.load(tmp_path / "both.onnx")
+    assert {"h0_0", "h0_1", "conv1"} <= {s.input for s in spec.states} and spec.labels == ["_background", "a", "b"]
+    assert run_selftest(tmp_path / "both.onnx").ok
+    audio = np.clip(speechlike(3.0, 7) * 32768, -32768, 32767).astype(np.int16)
+    alone = [Pipeline(path).push({"s": audio})["s"] for path in singles]
+    together = Pipeline(tmp_path / "both.onnx").push({"s": audio})["s"]
+    np.testing.assert_allclose(together, (alone[0] + alone[1]) / 2, atol=1e-6)

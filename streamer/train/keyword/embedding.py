@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,27 +238,32 @@ def embed(audio: np.ndarray) -> np.ndarray:
     return _EMBEDDERS[pid](audio)
 
 
-def combine(head_path: Path, out_path: Path, metadata: dict[str, str]) -> None:
-    """`feature_graph` joined to an exported per-step head (x [B, T, 96], h0 → y, hn) as one contract model.
+def combine(head_path: Path | Sequence[Path], out_path: Path, metadata: dict[str, str]) -> None:
+    """`feature_graph` joined to exported per-step heads (x [B, T, 96], h0 → y, hn) as one contract model.
 
-    The head's metadata is kept; its state pairs gain the feature graph's, the frontend becomes the waveform
-    frontend, and `metadata` is added last."""
+    Several heads (an ensemble: the same recipe, other seeds) share the features; y is the mean of their y and
+    each head's states keep their names with `_<index>` added. The first head's metadata is kept; its state pairs
+    gain the feature graph's, the frontend becomes the waveform frontend, and `metadata` is added last."""
     from streamer.frontend.waveform import WaveformParams
 
-    head = onnx.load(str(head_path))
+    paths = [head_path] if isinstance(head_path, Path) else list(head_path)
+    heads = [onnx.load(str(path)) for path in paths]
     features = feature_graph()
     pairs = state_pairs(features)
     del features.metadata_props[:]  # the merged model's metadata is written below
-    features.ir_version = head.ir_version
-    merged = onnx.compose.merge_models(features, head, io_map=[("emb", "x")], prefix2="head/")
-    kept = {p.key: p.value for p in head.metadata_props}
+    features.ir_version = heads[0].ir_version
+    kept = {p.key: p.value for p in heads[0].metadata_props}
     states = json.loads(kept.get("streamer.state", '{"h0": "hn"}'))
-    renames = {f"head/{name}": name for name in [*states, *states.values(), "y"]}
-    for value_info in [*merged.graph.input, *merged.graph.output]:
-        value_info.name = renames.get(value_info.name, value_info.name)
-    for node in merged.graph.node:
-        node.input[:] = [renames.get(name, name) for name in node.input]
-        node.output[:] = [renames.get(name, name) for name in node.output]
+    if len(heads) == 1:
+        merged = onnx.compose.merge_models(features, heads[0], io_map=[("emb", "x")], prefix2="head/")
+        renames = {f"head/{name}": name for name in [*states, *states.values(), "y"]}
+        for value_info in [*merged.graph.input, *merged.graph.output]:
+            value_info.name = renames.get(value_info.name, value_info.name)
+        for node in merged.graph.node:
+            node.input[:] = [renames.get(name, name) for name in node.input]
+            node.output[:] = [renames.get(name, name) for name in node.output]
+    else:
+        merged, states = _ensemble(features, heads, states)
     kept["streamer.state"] = json.dumps({**pairs, **states})
     kept["streamer.frontend"] = json.dumps(WaveformParams(SAMPLE_RATE_HZ, FRAME_SAMPLES).to_dict())
     kept.update(metadata)
@@ -266,3 +272,37 @@ def combine(head_path: Path, out_path: Path, metadata: dict[str, str]) -> None:
         merged.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(merged)
     onnx.save(merged, str(out_path))
+
+
+def _ensemble(
+    features: onnx.ModelProto, heads: list[onnx.ModelProto], states: dict[str, str]
+) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """The feature graph with every head reading `emb`, y their mean; returns the model and the heads' state pairs."""
+    graph = features.graph
+    emb_output = next(o for o in graph.output if o.name == "emb")
+    graph.output.remove(emb_output)
+    pairs: dict[str, str] = {}
+    ys = []
+    for index, head in enumerate(heads):
+        prefix = f"head{index}/"
+        prefixed = onnx.compose.add_prefix(head, prefix)
+        renames = {f"{prefix}{name}": f"{name}_{index}" for name in [*states, *states.values()]}
+        for value_info in [*prefixed.graph.input, *prefixed.graph.output]:
+            value_info.name = renames.get(value_info.name, value_info.name)
+        for node in prefixed.graph.node:
+            node.input[:] = [renames.get(name, name) for name in node.input]
+            node.output[:] = [renames.get(name, name) for name in node.output]
+        graph.node.append(helper.make_node("Identity", ["emb"], [f"{prefix}x"]))
+        graph.node.extend(prefixed.graph.node)
+        graph.initializer.extend(prefixed.graph.initializer)
+        graph.input.extend(i for i in prefixed.graph.input if i.name != f"{prefix}x")
+        graph.output.extend(o for o in prefixed.graph.output if o.name != f"{prefix}y")
+        ys.append(f"{prefix}y")
+        pairs.update({f"{name_in}_{index}": f"{name_out}_{index}" for name_in, name_out in states.items()})
+    graph.node.append(helper.make_node("Mean", ys, ["y"]))
+    y_info = next(o for o in heads[0].graph.output if o.name == "y")
+    graph.output.insert(0, y_info)
+    opsets = {o.domain: o.version for m in [features, *heads] for o in m.opset_import}
+    del features.opset_import[:]
+    features.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in opsets.items())
+    return features, pairs
