@@ -58,6 +58,9 @@ def train_keyword(
     eval_hours: Annotated[float, typer.Option(help="hours of held-out negatives to evaluate on (0: skip)")] = 2.0,
     hidden: Annotated[int, typer.Option(help="GRU units per layer (2 layers)")] = 64,
     dropout: Annotated[float, typer.Option(help="dropout on each GRU layer's output while training (0: none)")] = 0.0,
+    ensemble: Annotated[
+        int, typer.Option(help="GRUs trained with successive seeds and averaged in the model (embedding only)")
+    ] = 1,
     warp: Annotated[
         float, typer.Option(help="vocal tract length perturbation: mel axis stretched by up to this fraction (0: off)")
     ] = 0.0,
@@ -94,6 +97,8 @@ def train_keyword(
         raise ConfigError(f"dropout={dropout}, warp={warp}: expected 0 ≤ dropout < 1 and 0 ≤ warp ≤ 0.5")
     if features not in ("logmel", "embedding"):
         raise ConfigError(f"--features {features!r}: expected 'logmel' or 'embedding'")
+    if ensemble < 1 or (ensemble > 1 and features != "embedding"):
+        raise ConfigError(f"--ensemble {ensemble}: expected 1, or more with --features embedding")
     if segment_steps is None:
         segment_steps = 25 if features == "embedding" else 200
     if segment_steps < 1:
@@ -105,6 +110,7 @@ def train_keyword(
         voices=voices,
         hidden=hidden,
         dropout=dropout,
+        ensemble=ensemble,
         target_fa_per_hour=target_fa_per_hour,
         train_hours=train_hours,
         fit=dataclasses.replace(

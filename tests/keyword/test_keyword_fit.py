@@ -118,6 +118,8 @@ def test_train_keyword_refuses_a_device_it_does_not_have(device: str, message: s
         (["--win-ms", "100"], ("--hop-ms", "window")),
         (["--features", "mfcc"], ("--features", "'embedding'")),
         (["--segment-steps", "0"], ("--segment-steps", "≥ 1")),
+        (["--ensemble", "0"], ("--ensemble 0", "--features embedding")),
+        (["--ensemble", "2", "--features", "logmel"], ("--ensemble 2", "--features embedding")),
     ],
 )
 def test_train_keyword_refuses_out_of_range_options(option: list[str], named: tuple[str, str], tmp_path: Path) -> None:

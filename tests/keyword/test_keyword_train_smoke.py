@@ -38,6 +38,7 @@ def test_train_keyword_miniature(features: str, tmp_path: Path) -> None:
         eval_negative_hours=0.02,
         workers=1,
         features=features,
+        ensemble=2 if features == "embedding" else 1,  # one model averaging two GRUs (embedding.combine)
     )
     out = tmp_path / "model"
     run = train_keyword(recipe, out, tmp_path / "data")
@@ -52,6 +53,7 @@ def test_train_keyword_miniature(features: str, tmp_path: Path) -> None:
     else:  # raw audio in, the speech embedding and its state inside the model
         assert spec.frontend["kind"] == "waveform" and spec.frontend["frame_samples"] == 1280
         assert "conv11" in spec.metadata["streamer.state"] and "streamer.keyword.embedding" in spec.metadata
+        assert {"h0_0", "h0_1"} <= {s.input for s in spec.states} and run["recipe"]["ensemble"] == 2
     step_s = 0.01 if features == "logmel" else 0.08
     detection = DetectionParams.resolve(spec.labels, spec.metadata, step_s)
     assert detection is not None and all(0 < t <= 1 for t in detection.thresholds)

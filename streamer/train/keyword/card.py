@@ -102,6 +102,8 @@ def write_card(
         quoted += f" --dropout {recipe['dropout']:g}"
     if fit.get("warp", 0.0) > 0:
         quoted += f" --warp {fit['warp']:g}"
+    if recipe.get("ensemble", 1) > 1:
+        quoted += f" --ensemble {recipe['ensemble']}"
     frontend = LogMelParams.from_dict(recipe.get("frontend") or {})
     embedded = recipe.get("features", "logmel") == "embedding"
     if not embedded:  # the CLI's default is embedding

@@ -60,6 +60,7 @@ class KeywordRecipe:
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.0  # on each GRU layer's output, in training only
+    ensemble: int = 1  # GRUs trained with seeds seed, seed+1, ...; the model averages them (embedding features)
     target_fa_per_hour: float = 0.5
     evaluate: bool = True
     eval_negative_hours: float = 2.0
@@ -262,6 +263,8 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     if recipe.features not in ("logmel", "embedding"):
         raise ConfigError(f"features={recipe.features!r}, expected 'logmel' or 'embedding'")
     embedded = recipe.features == "embedding"
+    if recipe.ensemble < 1 or (recipe.ensemble > 1 and not embedded):
+        raise ConfigError(f"ensemble={recipe.ensemble}: expected 1, or more with the embedding features")
     timing: StepTiming = WaveformParams(embedding.SAMPLE_RATE_HZ, embedding.FRAME_SAMPLES) if embedded else params
     featurize = embedding.embed if embedded else None
     feature_dim = embedding.EMBEDDING_DIM if embedded else params.n_mels
@@ -306,15 +309,20 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
     timings["features_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    torch.manual_seed(recipe.seed)
-    net = KeywordNet(feature_dim, len(labels), recipe.hidden, recipe.layers, recipe.dropout)
-    net.set_normalisation(*normalisation(train_streams))
     # SpecAugment and VTLP act on mel bands, not on an embedding's dimensions
     fit_config = dataclasses.replace(recipe.fit, freq_masks=0, warp=0.0) if embedded else recipe.fit
-    losses = fit(net, train_streams, fit_config, centres_hz=mel_edges_hz(params)[1:-1])
+    nets, losses = [], []
+    for member in range(recipe.ensemble):  # an ensemble: the same recipe with other seeds, averaged
+        torch.manual_seed(recipe.seed + member)
+        net = KeywordNet(feature_dim, len(labels), recipe.hidden, recipe.layers, recipe.dropout)
+        net.set_normalisation(*normalisation(train_streams))
+        member_config = dataclasses.replace(fit_config, seed=fit_config.seed + member)
+        losses.append(fit(net, train_streams, member_config, centres_hz=mel_edges_hz(params)[1:-1]))
+        nets.append(net)
     timings["train_s"] = time.perf_counter() - mark
 
-    tuning = tune(probabilities(net, valid_streams), labels, valid_streams, timing, recipe.target_fa_per_hour)
+    valid_probabilities = np.mean([probabilities(n, valid_streams) for n in nets], axis=0)
+    tuning = tune(valid_probabilities, labels, valid_streams, timing, recipe.target_fa_per_hour)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "model.onnx"
     summary = {
@@ -324,19 +332,22 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         "validation": tuning.validation,
     }
     metadata = {"streamer.detection": tuning.detection, "streamer.keyword.training": summary}
-    # With the embedding, the GRU alone is exported (and checked against torch), then joined to the feature graph.
-    exported = data_dir / "head.onnx" if embedded else model_path
-    report = export_module(
-        ProbabilityOutput(net),
-        exported,
-        features=feature_dim,
-        labels=labels,
-        scores="probabilities",
-        frontend=None if embedded else params.to_dict(),
-        extra_metadata=metadata,
-    )
+    # With the embedding, each GRU alone is exported (and checked against torch), then joined to the feature graph.
+    heads = [data_dir / ("head.onnx" if len(nets) == 1 else f"head{i}.onnx") for i in range(len(nets))]
+    reports = [
+        export_module(
+            ProbabilityOutput(net),
+            heads[i] if embedded else model_path,
+            features=feature_dim,
+            labels=labels,
+            scores="probabilities",
+            frontend=None if embedded else params.to_dict(),
+            extra_metadata=metadata,
+        )
+        for i, net in enumerate(nets)
+    ]
     if embedded:
-        embedding.combine(exported, model_path, {"streamer.keyword.embedding": json.dumps(embedding.PROVENANCE)})
+        embedding.combine(heads, model_path, {"streamer.keyword.embedding": json.dumps(embedding.PROVENANCE)})
 
     evaluation = eval_set = None
     if recipe.evaluate:
@@ -384,13 +395,13 @@ def train_keyword(recipe: KeywordRecipe, out_dir: Path, data_dir: Path) -> dict[
         "train_voices": [v.key for v in train_voices],
         "heldout_voices": [v.key for v in held_voices],
         "fit": dataclasses.asdict(fit_config),  # as run
-        "loss_first_last": [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))],
+        "loss_first_last": [float(np.mean(losses[0][:20])), float(np.mean(losses[0][-20:]))],
         "validation": tuning.validation,
         "detection": tuning.detection,
-        "export_max_abs_error": report.max_abs_error,
+        "export_max_abs_error": max(r.max_abs_error for r in reports),
         "eval_set": eval_set,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "parameters": sum(p.numel() for p in net.parameters()),
+        "parameters": sum(p.numel() for n in nets for p in n.parameters()),
     }
     (out_dir / "train_config.json").write_text(json.dumps(run, indent=2) + "\n")
     write_card(out_dir, run, evaluation, [*train_voices, *held_voices])
