@@ -143,6 +143,8 @@ def test_several_classifiers_share_one_embedding_and_keep_their_own_scores(tmp_p
         [builtin["hey_jarvis"], builtin["hey_jarvis"]], tmp_path / "twice.onnx", labels=["a", "b"]
     )
     assert [c.labels[1] for c in renamed] == ["a", "b"]
+    with pytest.raises(ModelError, match="names its own classes"):
+        openwakeword.convert([builtin["timer"]], tmp_path / "timer.onnx", labels=["my_timer"])
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -148,6 +148,8 @@ def load_classifier(path: Path, label: str | None = None) -> Classifier:
     classes = int(out_dims[1])
     if classes == 1:
         labels = [BACKGROUND_LABEL, label or _label_from_file(path)]
+    elif label is not None:
+        raise ModelError(f"{path}: a classifier with {classes} outputs names its own classes; --label is for one")
     else:  # openWakeWord names a multi-class output by its classes: '{"1": "1_minute_timer", ...}'
         try:
             named = {int(k): str(v) for k, v in json.loads(model.graph.output[0].name).items()}
