@@ -34,7 +34,7 @@ bench-daemon: setup  # 2-9 minutes: capacity search for the daemon and the naive
 soak: setup  # 10 minutes at ~70 % of the daemon's benchmarked capacity, models/keywords-lite (not in make test)
 	$(BIN)/streamer bench soak --streams 450 --minutes 10
 
-train-keyword: setup  # the default keyword model from text alone (~55 min on 2 cores); see models/keywords/README.md
+train-keyword: setup  # the default keyword model from text alone (~51 min on 2 cores); see models/keywords/README.md
 	bash scripts/install-tts.sh
 	$(BIN)/streamer train-keyword "hey streamer" "lights on" "play music" "stop timer" --out models/keywords \
 		--features embedding --steps 1500 --segment-steps 200 --train-hours 30 --hidden 96 --target-fa-per-hour 1 \

@@ -112,13 +112,18 @@ def write_card(
     if segment_steps != (25 if embedded else 200):
         quoted += f" --segment-steps {segment_steps}"
     if embedded:
+        members = recipe.get("ensemble", 1)
+        gru = f"GRU {recipe['layers']}×{recipe['hidden']}"
+        if members > 1:  # --ensemble: that many GRUs (successive seeds) whose probabilities the model averages
+            seeds = f"seeds {recipe['seed']}–{recipe['seed'] + members - 1}"
+            gru = f"{members} GRUs {recipe['layers']}×{recipe['hidden']} ({seeds}, probabilities averaged)"
         network = (
             f"Labels: `{run['labels']}`; scores: **probabilities** (softmax per 80 ms step). "
-            f"GRU {recipe['layers']}×{recipe['hidden']} over a frozen 96-d speech embedding computed inside the "
+            f"{gru} over a frozen 96-d speech embedding computed inside the "
             "model from raw 16 kHz audio (`waveform` frontend, 1,280 samples per step: openWakeWord's 32-band mel "
             "spectrogram and Google's speech_embedding network, ~330k frozen weights trained on real speech, "
             "Apache-2.0, run as a streaming network whose convolution caches and audio overlap are model state); "
-            "the GRU and head have "
+            f"{'the GRUs and heads' if members > 1 else 'the GRU and head'} have "
         )
     else:
         if (frontend.hop_ms, frontend.win_ms) != (LogMelParams.hop_ms, LogMelParams.win_ms):
