@@ -108,6 +108,24 @@ class GraphBuilder:
         flat = self.op("Reshape", [value, self.op("Concat", [batch, self.const([size])], axis=0)])
         self.nodes.append(helper.make_node("Unsqueeze", [flat, self.const([0])], [name_out]))
 
+    def model(
+        self, name: str, x: tuple[str, int], y: tuple[str, int], opsets: Sequence[onnx.OperatorSetIdProto] = ()
+    ) -> onnx.ModelProto:
+        """The graph as a checked model: x [batch, time, n] and the states in, y [batch, time, m] and the states
+        out, the pairs in metadata `streamer.state`."""
+        floats = TensorProto.FLOAT
+        inputs = [helper.make_tensor_value_info(x[0], floats, ["batch", "time", x[1]])]
+        outputs = [helper.make_tensor_value_info(y[0], floats, ["batch", "time", y[1]])]
+        for name_in, name_out, size in self.states:
+            inputs.append(helper.make_tensor_value_info(name_in, floats, [1, "batch", size]))
+            outputs.append(helper.make_tensor_value_info(name_out, floats, [1, "batch", size]))
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), *opsets])
+        model.ir_version = 8
+        model.metadata_props.add(key="streamer.state", value=json.dumps({i: o for i, o, _ in self.states}))
+        onnx.checker.check_model(model)
+        return model
+
 
 def _mel_frames(g: GraphBuilder, x: str, batch: str, steps: str, mel: dict[str, np.ndarray]) -> str:
     """x [B, T, 1280] → mel frames [B, 8T, 32] (openWakeWord's transform), carrying audio_ctx."""
@@ -183,18 +201,7 @@ def feature_graph() -> onnx.ModelProto:
     steps = g.op("Slice", [shape, g.const([1]), g.const([2])])
     frames = _mel_frames(g, "x", batch, steps, mel)
     g.nodes.append(helper.make_node("Identity", [_streaming_embedding(g, frames, batch, embedding)], ["emb"]))
-    floats = TensorProto.FLOAT
-    inputs = [helper.make_tensor_value_info("x", floats, ["batch", "time", FRAME_SAMPLES])]
-    outputs = [helper.make_tensor_value_info("emb", floats, ["batch", "time", EMBEDDING_DIM])]
-    for name_in, name_out, size in g.states:
-        inputs.append(helper.make_tensor_value_info(name_in, floats, [1, "batch", size]))
-        outputs.append(helper.make_tensor_value_info(name_out, floats, [1, "batch", size]))
-    graph = helper.make_graph(g.nodes, "speech_embedding_features", inputs, outputs, initializer=g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    model.metadata_props.add(key="streamer.state", value=json.dumps({i: o for i, o, _ in g.states}))
-    onnx.checker.check_model(model)
-    return model
+    return g.model("speech_embedding_features", ("x", FRAME_SAMPLES), ("emb", EMBEDDING_DIM))
 
 
 def state_pairs(model: onnx.ModelProto) -> dict[str, str]:

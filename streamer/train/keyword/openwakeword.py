@@ -230,19 +230,8 @@ def head_graph(classifiers: list[Classifier]) -> onnx.ModelProto:
         none_fires = g.op("Mul", [none_fires, background])
     g.nodes.append(helper.make_node("Concat", [none_fires, *keywords], ["y"], axis=2))
     classes = 1 + sum(len(c.labels) - 1 for c in classifiers)
-    floats = onnx.TensorProto.FLOAT
-    inputs = [helper.make_tensor_value_info("x", floats, ["batch", "time", EMBEDDING_DIM])]
-    outputs = [helper.make_tensor_value_info("y", floats, ["batch", "time", classes])]
-    for name_in, name_out, state_size in g.states:
-        inputs.append(helper.make_tensor_value_info(name_in, floats, [1, "batch", state_size]))
-        outputs.append(helper.make_tensor_value_info(name_out, floats, [1, "batch", state_size]))
-    graph = helper.make_graph(g.nodes, "openwakeword_head", inputs, outputs, initializer=g.initializers)
     extra = {o.domain: o for c in classifiers for o in c.model.opset_import if o.domain not in ("", "ai.onnx")}
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), *extra.values()])
-    model.ir_version = 8
-    model.metadata_props.add(key="streamer.state", value=json.dumps({i: o for i, o, _ in g.states}))
-    onnx.checker.check_model(model)
-    return model
+    return g.model("openwakeword_head", ("x", EMBEDDING_DIM), ("y", classes), list(extra.values()))
 
 
 def check_rows_independent(classifier: Classifier, source: Path, rows: int = 7, seed: int = 0) -> float:
