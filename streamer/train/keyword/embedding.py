@@ -251,10 +251,15 @@ def combine(head_path: Path | Sequence[Path], out_path: Path, metadata: dict[str
     Several heads (an ensemble: the same recipe, other seeds) share the features; y is the mean of their y and
     each head's states keep their names with `_<index>` added. The first head's metadata is kept; its state pairs
     gain the feature graph's, the frontend becomes the waveform frontend, and `metadata` is added last."""
-    from streamer.frontend.waveform import WaveformParams
 
     paths = [head_path] if isinstance(head_path, Path) else list(head_path)
-    heads = [onnx.load(str(path)) for path in paths]
+    combine_models([onnx.load(str(path)) for path in paths], out_path, metadata)
+
+
+def combine_models(heads: Sequence[onnx.ModelProto], out_path: Path, metadata: dict[str, str]) -> None:
+    """`combine` for heads already in memory."""
+    from streamer.frontend.waveform import WaveformParams
+
     features = feature_graph()
     pairs = state_pairs(features)
     del features.metadata_props[:]  # the merged model's metadata is written below
@@ -263,12 +268,7 @@ def combine(head_path: Path | Sequence[Path], out_path: Path, metadata: dict[str
     states = json.loads(kept.get("streamer.state", '{"h0": "hn"}'))
     if len(heads) == 1:
         merged = onnx.compose.merge_models(features, heads[0], io_map=[("emb", "x")], prefix2="head/")
-        renames = {f"head/{name}": name for name in [*states, *states.values(), "y"]}
-        for value_info in [*merged.graph.input, *merged.graph.output]:
-            value_info.name = renames.get(value_info.name, value_info.name)
-        for node in merged.graph.node:
-            node.input[:] = [renames.get(name, name) for name in node.input]
-            node.output[:] = [renames.get(name, name) for name in node.output]
+        _rename(merged.graph, {f"head/{name}": name for name in [*states, *states.values(), "y"]})
     else:
         merged, states = _ensemble(features, heads, states)
     kept["streamer.state"] = json.dumps({**pairs, **states})
@@ -281,8 +281,17 @@ def combine(head_path: Path | Sequence[Path], out_path: Path, metadata: dict[str
     onnx.save(merged, str(out_path))
 
 
+def _rename(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
+    """Rename tensors in the graph's inputs, outputs and nodes (names not in `renames` stay)."""
+    for value_info in [*graph.input, *graph.output]:
+        value_info.name = renames.get(value_info.name, value_info.name)
+    for node in graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+
+
 def _ensemble(
-    features: onnx.ModelProto, heads: list[onnx.ModelProto], states: dict[str, str]
+    features: onnx.ModelProto, heads: Sequence[onnx.ModelProto], states: dict[str, str]
 ) -> tuple[onnx.ModelProto, dict[str, str]]:
     """The feature graph with every head reading `emb`, y their mean; returns the model and the heads' state pairs."""
     graph = features.graph
@@ -293,12 +302,7 @@ def _ensemble(
     for index, head in enumerate(heads):
         prefix = f"head{index}/"
         prefixed = onnx.compose.add_prefix(head, prefix)
-        renames = {f"{prefix}{name}": f"{name}_{index}" for name in [*states, *states.values()]}
-        for value_info in [*prefixed.graph.input, *prefixed.graph.output]:
-            value_info.name = renames.get(value_info.name, value_info.name)
-        for node in prefixed.graph.node:
-            node.input[:] = [renames.get(name, name) for name in node.input]
-            node.output[:] = [renames.get(name, name) for name in node.output]
+        _rename(prefixed.graph, {f"{prefix}{name}": f"{name}_{index}" for name in [*states, *states.values()]})
         graph.node.append(helper.make_node("Identity", ["emb"], [f"{prefix}x"]))
         graph.node.extend(prefixed.graph.node)
         graph.initializer.extend(prefixed.graph.initializer)

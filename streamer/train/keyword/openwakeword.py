@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,6 +233,11 @@ def head_graph(classifiers: list[Classifier]) -> onnx.ModelProto:
     return g.model("openwakeword_head", ("x", EMBEDDING_DIM), ("y", classes), list(extra.values()))
 
 
+def _detection(threshold: float | None) -> dict[str, object]:
+    """The model's detection defaults: openWakeWord's, with `threshold` when given."""
+    return {**DEFAULT_DETECTION, **({} if threshold is None else {"threshold": threshold})}
+
+
 def check_rows_independent(classifier: Classifier, source: Path, rows: int = 7, seed: int = 0) -> float:
     """Largest difference between the batched classifier and the original file run one row at a time; raises
     ModelError when a row's score depends on its batch neighbours (then it cannot serve batched streams)."""
@@ -268,9 +272,6 @@ def convert(
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ModelError(f"labels {repeated} occur twice: give each classifier its own (--label)")
-    detection = dict(DEFAULT_DETECTION)
-    if threshold is not None:
-        detection["threshold"] = threshold
     provenance = [
         {
             "source": source.name,
@@ -284,26 +285,23 @@ def convert(
     head = head_graph(classifiers)
     head.metadata_props.add(key="streamer.labels", value=json.dumps(names))
     head.metadata_props.add(key="streamer.scores", value="probabilities")
-    with tempfile.TemporaryDirectory() as folder:
-        head_path = Path(folder) / "head.onnx"
-        onnx.save(head, str(head_path))
-        embedding.combine(
-            head_path,
-            out_path,
-            {
-                "streamer.version": "1",
-                "streamer.state_batch_axis": "1",
-                "streamer.detection": json.dumps(detection),
-                "streamer.keyword.openwakeword": json.dumps({"classifiers": provenance, "licence": LICENCE_NOTE}),
-                "streamer.keyword.embedding": json.dumps(embedding.PROVENANCE),
-            },
-        )
+    embedding.combine_models(
+        [head],
+        out_path,
+        {
+            "streamer.version": "1",
+            "streamer.state_batch_axis": "1",
+            "streamer.detection": json.dumps(_detection(threshold)),
+            "streamer.keyword.openwakeword": json.dumps({"classifiers": provenance, "licence": LICENCE_NOTE}),
+            "streamer.keyword.embedding": json.dumps(embedding.PROVENANCE),
+        },
+    )
     return classifiers
 
 
 def write_card(sources: list[Path], classifiers: list[Classifier], path: Path, threshold: float | None) -> None:
     """A short model card: where the classifiers came from, their licence, what the conversion changes."""
-    detection = json.dumps({**DEFAULT_DETECTION, **({} if threshold is None else {"threshold": threshold})})
+    detection = json.dumps(_detection(threshold))
     rows = "\n".join(
         f"| `{source.name}` | {', '.join(c.labels[1:])} | {c.window} ({c.window * 80} ms) | "
         f"{'sigmoid' if c.sigmoid else 'softmax'} | {c.warmup_steps} ({c.warmup_steps * 0.08:.2f} s) |"
