@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 import zmq
 
-from streamer.client import wait_until_serving
+from streamer.client import endpoint_list, shard_of, wait_until_serving
 from streamer.daemon.protocol import ANSWER_CODES
 from streamer.errors import ConfigError
 
@@ -116,15 +116,20 @@ def run_load(spec: LoadSpec, ingest: str, publish: str, daemon_pid: int | None =
     rounds = max(1, int(spec.duration_s * 1000 / spec.chunk_ms))
     total = rounds * spec.streams
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    push = context.socket(zmq.PUSH)
-    push.setsockopt(zmq.SNDHWM, 0)
-    push.connect(ingest)
-    send, more = push.send, int(zmq.SNDMORE)
+    pushes = []
+    for address in endpoint_list(ingest):  # several: shards, each stream to its own (client.shard_of)
+        push = context.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.connect(address)
+        pushes.append(push)
+    sends = [pushes[shard_of(i.decode(), len(pushes))].send for i in ids]
+    more = int(zmq.SNDMORE)
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 0)
     for kind in (b"pred/", b"status/"):
         sub.setsockopt(zmq.SUBSCRIBE, kind + spec.prefix.encode())
-    sub.connect(publish)
+    for address in endpoint_list(publish):
+        sub.connect(address)
     time.sleep(0.3)  # the subscription must reach the daemon before the first answer
     latencies: list[float] = []
     daemon_ms: list[float] = []
@@ -173,6 +178,7 @@ def run_load(spec: LoadSpec, ingest: str, publish: str, daemon_pid: int | None =
                 due_ns,
             )
             # One send per frame with int flags: pyzmq's send_multipart costs ~3 µs more per message.
+            send = sends[stream_index]
             send(ids[stream_index], more)
             send(header, more)
             send(chunks[(round_index + stream_index) % len(chunks)], 0)
@@ -189,9 +195,11 @@ def run_load(spec: LoadSpec, ingest: str, publish: str, daemon_pid: int | None =
     while answered < sent and time.monotonic() < deadline_s:
         drain(50)
     wall_s = (time.time_ns() - start_ns) / 1e9
-    for stream_id in ids:
-        push.send_multipart([stream_id, b'{"v":1,"seq":%d,"kind":"end"}' % rounds])
-    push.close(linger=1000)
+    for stream_id, send in zip(ids, sends, strict=True):
+        send(stream_id, more)
+        send(b'{"v":1,"seq":%d,"kind":"end"}' % rounds, 0)
+    for push in pushes:
+        push.close(linger=1000)
     sub.close(linger=0)
     return LoadResult(
         spec.streams,

@@ -92,13 +92,17 @@ def config_check(
 
 def feed(
     files: Annotated[list[Path] | None, typer.Argument(help="wav/flac/ogg audio or csv/npy sensor files")] = None,
-    endpoint: Annotated[str, typer.Option(help="daemon ingest endpoint")] = DEFAULT_INGEST,
+    endpoint: Annotated[
+        str, typer.Option(help="daemon ingest endpoint; shards: every daemon's, comma-separated, in one order")
+    ] = DEFAULT_INGEST,
     stream: Annotated[
         str | None, typer.Option(help="stream id (numbered when several files; default: file stem)")
     ] = None,
     chunk_ms: Annotated[float, typer.Option(help="chunk length per message")] = 100.0,
     fast: Annotated[bool, typer.Option("--fast", help="no pacing: send as fast as the daemon answers")] = False,
-    publish: Annotated[str, typer.Option(help="daemon publish endpoint (flow control for --fast)")] = DEFAULT_PUBLISH,
+    publish: Annotated[
+        str, typer.Option(help="daemon publish endpoint(s), as --endpoint (flow control for --fast)")
+    ] = DEFAULT_PUBLISH,
     rate_hz: Annotated[int | None, typer.Option(help="sample rate of csv/npy files (else FILE.json sidecar)")] = None,
     streams: Annotated[int | None, typer.Option(help="synthetic load: N streams at real-time cadence")] = None,
     duration_s: Annotated[float, typer.Option(help="with --streams: how long to send")] = 10.0,
@@ -131,7 +135,9 @@ def feed(
 
 
 def listen(
-    endpoint: Annotated[str, typer.Option(help="daemon publish endpoint")] = DEFAULT_PUBLISH,
+    endpoint: Annotated[
+        str, typer.Option(help="daemon publish endpoint; shards: all, comma-separated")
+    ] = DEFAULT_PUBLISH,
     stream: Annotated[list[str] | None, typer.Option(help="only these streams (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     duration_s: Annotated[float | None, typer.Option(help="stop after this long")] = None,

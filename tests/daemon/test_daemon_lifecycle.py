@@ -202,22 +202,32 @@ def unit_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_systemd_unit_verifies_clean(unit_file: Path) -> None:
-    result = subprocess.run(
-        ["systemd-analyze", "verify", "--recursive-errors=no", str(unit_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0 and "streamer.service" not in result.stderr, result.stderr
+@pytest.fixture
+def shard_unit(unit_file: Path) -> Path:
+    """The same file installed as the template streamer@.service; returns instance 1's path (shards)."""
+    (unit_file.parent / "streamer@.service").write_text(unit_file.read_text())
+    return unit_file.parent / "streamer@1.service"
 
 
-def test_systemd_unit_exposure_is_at_most_2(unit_file: Path) -> None:
-    result = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", str(unit_file)], capture_output=True, text=True, timeout=60
-    )
-    line = next(line for line in result.stdout.splitlines() if "Overall exposure level" in line)
-    assert float(line.split(":")[1].split()[0]) <= 2.0, line
+def test_systemd_unit_verifies_clean(unit_file: Path, shard_unit: Path) -> None:
+    for unit in (unit_file, shard_unit):
+        result = subprocess.run(
+            ["systemd-analyze", "verify", "--recursive-errors=no", str(unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0 and "streamer" not in result.stderr, result.stderr
+    assert "--config /etc/streamer/streamer%i.toml" in unit_file.read_text()  # instance N: streamerN.toml
+
+
+def test_systemd_unit_exposure_is_at_most_2(unit_file: Path, shard_unit: Path) -> None:
+    for unit in (unit_file, shard_unit):
+        result = subprocess.run(
+            ["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60
+        )
+        line = next(line for line in result.stdout.splitlines() if "Overall exposure level" in line)
+        assert float(line.split(":")[1].split()[0]) <= 2.0, line
     text = unit_file.read_text()
     assert "Type=notify" in text and "WatchdogSec=" in text and "RestartPreventExitStatus=2 3" in text
 
