@@ -99,6 +99,16 @@ class DaemonMetrics:
             registry=r,
         )
         self.ingest_paused = Gauge("streamer_ingest_paused", "1 while reading is paused (backpressure)", registry=r)
+        self.loop_cpu = Counter(
+            "streamer_loop_cpu_seconds",
+            "CPU time of the serving loop's thread; a rate near 1 means the loop is the limit (add a shard)",
+            registry=r,
+        )
+        self.model_busy = Counter(
+            "streamer_model_busy_seconds",
+            "Wall time the compute thread spent in model calls; a rate near 1 means the model is the limit",
+            registry=r,
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 

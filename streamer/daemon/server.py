@@ -76,6 +76,7 @@ class Daemon:
         self.publisher: Publisher | None = None
         self.endpoints: dict[str, str] = {}
         self._rates = Rates()
+        self._loop_cpu_s = self._model_busy_s = 0.0  # totals at the last housekeeping (_account_busy; set in _serve)
         self.ingest = Ingest(config.ingest, self.batcher, self.stepper, self.metrics, self._rates)
         self._sources: list[MicrophoneBridge] = []
         self.allow_list: ClientAllowList | None = None
@@ -228,6 +229,7 @@ class Daemon:
             poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         next_housekeeping_s = time.monotonic() + HOUSEKEEPING_S
+        self._loop_cpu_s, self._model_busy_s = time.thread_time(), self.pipeline.engine.busy_s
         while not self._stop_requests:
             # One turn: when the running model call is done, start the prepared batch's and answer the finished
             # one; prepare the next batch if one is due; read what has arrived (a little at a time while a call
@@ -336,9 +338,20 @@ class Daemon:
         self.metrics.max_queue_depth.set(self.batcher.max_depth())
         self._rates.steps += self.stepper.steps
         self.stepper.steps = 0
+        self._account_busy()
         self.keeper.snapshot_if_due(self.config.persistence, now_s)
         if self._rates.due(now_s):
             self.notifier.status(self._status_line())
+
+    def _account_busy(self) -> None:
+        """The loop thread's CPU and the model calls' time since the last housekeeping, into metrics and STATUS."""
+        loop_cpu_s, model_s = time.thread_time(), self.pipeline.engine.busy_s
+        loop_delta_s, model_delta_s = loop_cpu_s - self._loop_cpu_s, max(0.0, model_s - self._model_busy_s)
+        self._loop_cpu_s, self._model_busy_s = loop_cpu_s, model_s
+        self.metrics.loop_cpu.inc(loop_delta_s)
+        self.metrics.model_busy.inc(model_delta_s)
+        self._rates.loop_cpu_s += loop_delta_s
+        self._rates.model_busy_s += model_delta_s
 
     def _report_lag(self, now_s: float) -> None:
         oldest_s = self.batcher.oldest_received_s()
@@ -360,7 +373,8 @@ class Daemon:
     def _status_line(self) -> str:
         return (
             f"{len(self.batcher)} streams, {self._rates.messages_per_s:.0f} msg/s, "
-            f"{self._rates.steps_per_s:.0f} steps/s, {self.batcher.queued} queued"
+            f"{self._rates.steps_per_s:.0f} steps/s, {self.batcher.queued} queued, "
+            f"loop {self._rates.loop_busy:.0%} CPU, model {self._rates.model_busy:.0%} busy"
         )
 
     def reload(self) -> None:

@@ -128,6 +128,7 @@ class Engine:
         self._empty = np.zeros((0, self.spec.num_classes), np.float32)
         self._compute: ThreadPoolExecutor | None = None  # started by the first step_report_async
         self._pending: PendingStep | None = None
+        self.busy_s = 0.0  # wall time spent in onnxruntime calls, on whichever thread ran them
 
     # -- stepping --------------------------------------------------------------------------------------------
 
@@ -250,7 +251,10 @@ class Engine:
 
     def _execute(self, calls: list[_Call]) -> list[list[Any]]:
         """The onnxruntime calls alone (what the compute thread runs): no engine state is read or written."""
-        return [self.session.run(self._output_names, call.feeds) for call in calls]
+        started_s = time.perf_counter()
+        outputs = [self.session.run(self._output_names, call.feeds) for call in calls]
+        self.busy_s += time.perf_counter() - started_s
+        return outputs
 
     def _apply(self, calls: list[_Call], outputs: list[list[Any]], report: StepReport) -> None:
         now_s = time.monotonic()

@@ -164,7 +164,7 @@ def test_sd_notify_ready_watchdog_status_stopping(
             datagrams.append(notify.recv(4096).decode())
         assert daemon.wait() == 0
     status = next(d for d in datagrams[1:] if d.startswith("STATUS="))
-    assert "streams" in status and "msg/s" in status
+    assert "streams" in status and "msg/s" in status and "% CPU" in status and "% busy" in status
 
 
 def test_sighup_reloads_detection_and_keeps_sockets(

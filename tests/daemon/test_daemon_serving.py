@@ -172,6 +172,8 @@ def test_metrics_endpoint_reports_traffic(daemon_factory: Callable[..., DaemonPr
     assert samples[("streamer_steps_total", ())] >= 12 * 8
     assert samples[("streamer_latency_seconds_count", ())] >= 12
     assert samples[("streamer_active_streams", ())] >= 1
+    assert 0 < samples[("streamer_loop_cpu_seconds_total", ())] < 10  # the loop's CPU since serving began
+    assert 0 < samples[("streamer_model_busy_seconds_total", ())] < 10  # wall time in the model calls
     for name in (
         "streamer_batch_streams_count",
         "streamer_publish_dropped_total",
