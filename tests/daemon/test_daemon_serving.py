@@ -290,10 +290,12 @@ def test_live_view_renders_streams_events_and_statuses() -> None:
     assert " 41 " in row and " 2 " in row  # steps so far, missed answers
 
 
+@pytest.mark.parametrize("shards", [1, 2])
 def test_feed_streams_synthetic_load_reports_its_latency(
-    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
+    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path, shards: int
 ) -> None:
-    daemon = daemon_factory(keyword_model)
+    """One daemon, or two shards with the streams spread by the clients (comma-separated endpoints)."""
+    daemons = [daemon_factory(keyword_model) for _ in range(shards)]
     result = subprocess.run(
         [
             sys.executable,
@@ -305,9 +307,9 @@ def test_feed_streams_synthetic_load_reports_its_latency(
             "--duration-s",
             "2",
             "--endpoint",
-            daemon.ingest,
+            ",".join(d.ingest for d in daemons),
             "--publish",
-            daemon.publish,
+            ",".join(d.publish for d in daemons),
         ],
         capture_output=True,
         text=True,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,30 +81,3 @@ def test_streams_spread_over_two_daemons_each_equal_their_offline_runs(
     for sid, (samples, _) in streams.items():
         offline = pipeline.push({sid: samples})[sid]
         np.testing.assert_allclose(stitch(messages, sid), offline, atol=ATOL, err_msg=sid)
-
-
-def test_feed_spreads_synthetic_load_over_shards(
-    daemon_factory: Callable[..., DaemonProcess], keyword_model: Path
-) -> None:
-    shards = [daemon_factory(keyword_model), daemon_factory(keyword_model)]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamer.cli.main",
-            "feed",
-            "--streams",
-            "20",
-            "--duration-s",
-            "2",
-            "--endpoint",
-            ",".join(d.ingest for d in shards),
-            "--publish",
-            ",".join(d.publish for d in shards),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "20 streams: sent 400, answered 400, overload 0" in result.stdout
