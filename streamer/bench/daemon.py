@@ -12,6 +12,8 @@ import importlib.util
 import json
 import math
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +33,9 @@ from streamer.errors import ConfigError
 P99_LIMIT_MS = 100.0
 WARMUP_S = 2.0
 NAIVE_DAEMON = Path(__file__).resolve().parents[2] / "benchmarks" / "naive_daemon.py"
+
+
+STATUS_BUSY = re.compile(r"loop (\d+)% CPU, model (\d+)% busy")  # the daemon's STATUS line (server.py)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class LoadResult:
     daemon_cpu_s: float = 0.0
     generator_cpu_s: float = 0.0
     wall_s: float = 0.0
+    loop_busy: float | None = None  # the daemon's STATUS line (busiest ~2 s of the level): loop thread CPU share
+    model_busy: float | None = None  # ... and the compute thread's share of time in model calls
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else math.inf
@@ -71,7 +78,12 @@ class LoadResult:
             f"{max(self.latencies_ms, default=math.inf):.1f} ms (in daemon p99 {_p99(self.daemon_ms):.1f}, "
             f"send lag p99 {_p99(self.send_lag_ms):.1f}), daemon CPU {self.daemon_cpu_s / self.wall_s:.0%}"
             f", generator CPU {self.generator_cpu_s / self.wall_s:.0%}"
-            f" -> {'held' if self.held else 'NOT held'}"
+            + (
+                f", loop {self.loop_busy:.0%} CPU, model {self.model_busy:.0%} busy"
+                if self.loop_busy is not None and self.model_busy is not None
+                else ""
+            )
+            + f" -> {'held' if self.held else 'NOT held'}"
         )
 
     def to_json(self) -> dict[str, object]:
@@ -222,16 +234,45 @@ def _free_port() -> int:
 
 
 class DaemonProcess:
-    """A daemon (ours or the naive one) in a child process on free loopback ports."""
+    """A daemon (ours or the naive one) in a child process on free loopback ports, its sd_notify messages read
+    from a socket of ours (`NOTIFY_SOCKET`): its STATUS lines say how busy its loop and model calls are."""
 
     def __init__(self, command: list[str]) -> None:
         self.ingest = f"tcp://127.0.0.1:{_free_port()}"
         self.publish = f"tcp://127.0.0.1:{_free_port()}"
         argv = [arg.replace("{ingest}", self.ingest).replace("{publish}", self.publish) for arg in command]
         self.command = argv
+        self._notify_dir = tempfile.mkdtemp(prefix="streamer-bench-")
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(os.path.join(self._notify_dir, "notify"))
+        self._notify.setblocking(False)
+        env = {**os.environ, "NOTIFY_SOCKET": self._notify.getsockname()}
         # The daemon's log goes to a file: an unread pipe would block it once full.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def busy(self) -> tuple[float, float] | None:
+        """The highest loop CPU and model-busy shares in the STATUS lines since the last call (None: none came)."""
+        loops, models = [], []
+        while True:
+            try:
+                datagram = self._notify.recv(4096).decode(errors="replace")
+            except BlockingIOError:
+                break
+            found = STATUS_BUSY.search(datagram)
+            if found:
+                loops.append(int(found[1]) / 100)
+                models.append(int(found[2]) / 100)
+        return (max(loops), max(models)) if loops else None
+
+    def measure(self, spec: LoadSpec) -> LoadResult:
+        """One load level against this daemon, with its busy shares over the level."""
+        self.busy()  # forget what came before this level
+        result = run_load(spec, self.ingest, self.publish, self.process.pid)
+        busy = self.busy()
+        if busy is not None:
+            result.loop_busy, result.model_busy = busy
+        return result
 
     def __enter__(self) -> DaemonProcess:
         try:
@@ -251,6 +292,8 @@ class DaemonProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+        self._notify.close()
+        shutil.rmtree(self._notify_dir, ignore_errors=True)
 
 
 def ours(model: Path) -> list[str]:
@@ -281,9 +324,7 @@ def find_capacity(command: list[str], start: int, duration_s: float, log: list[s
     level = start
     with DaemonProcess(command) as daemon:
         for attempt in range(12):
-            result = run_load(
-                LoadSpec(level, duration_s, prefix=f"L{attempt}x"), daemon.ingest, daemon.publish, daemon.process.pid
-            )
+            result = daemon.measure(LoadSpec(level, duration_s, prefix=f"L{attempt}x"))
             results.append(result)
             log.append(result.summary())
             print("  " + result.summary(), flush=True)
@@ -383,7 +424,7 @@ def run_daemon_bench(
     report: dict[str, object] = {"model": str(model), "duration_s_per_level": duration_s, "cpus": os.cpu_count()}
     if streams is not None:
         with DaemonProcess(ours(model)) as daemon:
-            result = run_load(LoadSpec(streams, duration_s), daemon.ingest, daemon.publish, daemon.process.pid)
+            result = daemon.measure(LoadSpec(streams, duration_s))
         print(result.summary())
         report["single"] = result.to_json()
         return report
@@ -402,12 +443,7 @@ def run_daemon_bench(
     report["daemon"] = {"streams_held": capacity, "levels": [r.to_json() for r in levels]}
     if capacity:
         with DaemonProcess(ours(model)) as daemon:
-            half = run_load(
-                LoadSpec(capacity // 2, duration_s * 2, prefix="half"),
-                daemon.ingest,
-                daemon.publish,
-                daemon.process.pid,
-            )
+            half = daemon.measure(LoadSpec(capacity // 2, duration_s * 2, prefix="half"))
         print(f"  at half ({capacity // 2} streams): " + half.summary(), flush=True)
         report["daemon"]["half"] = half.to_json()  # type: ignore[index]
     if baseline:

@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamer import Pipeline
+from streamer.bench.daemon import DaemonProcess as BenchDaemon
+from streamer.bench.daemon import LoadSpec, ours
 from streamer.client import Producer, Subscriber
 from streamer.daemon.protocol import ANSWER_CODES, OutputMessage, encode_ingest
 
@@ -165,6 +167,16 @@ def test_sd_notify_ready_watchdog_status_stopping(
         assert daemon.wait() == 0
     status = next(d for d in datagrams[1:] if d.startswith("STATUS="))
     assert "streams" in status and "msg/s" in status and "% CPU" in status and "% busy" in status
+
+
+def test_the_load_benchmark_reads_how_busy_loop_and_model_were_from_status(keyword_model: Path) -> None:
+    """`streamer bench daemon` starts the daemon with its own NOTIFY_SOCKET and reports the STATUS line's shares."""
+    with BenchDaemon(ours(keyword_model)) as daemon:
+        result = daemon.measure(LoadSpec(20, duration_s=4.5, prefix="busy"))
+    assert result.answered == result.sent == 900
+    assert result.loop_busy is not None and result.model_busy is not None
+    assert 0 < result.loop_busy <= 1.5 and 0 < result.model_busy <= 1.5
+    assert re.search(r"loop \d+% CPU, model \d+% busy -> ", result.summary())
 
 
 def test_sighup_reloads_detection_and_keeps_sockets(
