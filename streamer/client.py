@@ -62,6 +62,7 @@ class Producer:
         curve: ClientKeys | None = None,
     ) -> None:
         self.endpoints = endpoint_list(endpoint)
+        self.endpoint = ",".join(self.endpoints)  # as given, for messages and older callers
         self._context = context or zmq.Context.instance()
         self.sockets: list[zmq.Socket[bytes]] = []
         for address in self.endpoints:
