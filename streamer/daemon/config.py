@@ -30,6 +30,13 @@ class ModelConfig(_Section):
     path: Path = Field(default=DEFAULT_MODEL, description="ONNX model file (CONTRACT.md §1)")
     provider: str = Field(default="cpu", description="onnxruntime execution provider: cpu, cuda, ...")
     intra_op_threads: int = Field(default=1, ge=1, le=64, description="threads per onnxruntime call")
+    parallel_calls: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="onnxruntime calls run side by side per batch: the batch is split into this many parts (of 16 "
+        "streams or more), each on its own thread; coarser than intra_op_threads, which splits every operator",
+    )
 
 
 class IngestConfig(_Section):

@@ -63,6 +63,7 @@ class Daemon:
             config.model.path,
             provider=config.model.provider,
             intra_op_threads=config.model.intra_op_threads,
+            parallel_calls=config.model.parallel_calls,
             max_streams=config.streams.max_streams,
         )
         self.spec = self.pipeline.engine.spec

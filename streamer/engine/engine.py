@@ -7,6 +7,8 @@ change a recurrent state). At most one chunk per stream per call, which keeps ea
 `step_report_async` runs the onnxruntime calls on the engine's compute thread (onnxruntime releases the GIL), so a
 caller such as the daemon keeps doing its Python work on another core meanwhile; `PendingStep.finish()` writes the
 new states back. Until then the engine holds still: every other call first finishes the pending step.
+With `parallel_calls` = K a group of streams is split into up to K calls that run side by side on K threads (one
+session takes concurrent calls): coarse parallelism, where onnxruntime's intra-op threads split every operator.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ FLOAT32 = np.dtype(np.float32)
 _dtype = operator.attrgetter("dtype")
 _shape = operator.attrgetter("shape")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+MIN_ROWS_PER_CALL = 16  # parallel_calls splits a batch only into parts of at least this many streams
 
 
 @dataclass
@@ -116,6 +119,7 @@ class Engine:
         *,
         provider: str = "cpu",
         intra_op_threads: int = 1,
+        parallel_calls: int = 1,
         initial_slots: int = 64,
         max_streams: int = 100_000,
     ) -> None:
@@ -129,6 +133,10 @@ class Engine:
         self._compute: ThreadPoolExecutor | None = None  # started by the first step_report_async
         self._pending: PendingStep | None = None
         self.busy_s = 0.0  # wall time spent in onnxruntime calls, on whichever thread ran them
+        if parallel_calls < 1:
+            raise ValueError(f"parallel_calls={parallel_calls}, expected >= 1")
+        self.parallel_calls = parallel_calls
+        self._helpers: ThreadPoolExecutor | None = None  # parallel_calls - 1 threads, started when first needed
 
     # -- stepping --------------------------------------------------------------------------------------------
 
@@ -173,11 +181,14 @@ class Engine:
                 pending.finish()
 
     def close(self) -> None:
-        """Finish any pending step and stop the compute thread."""
+        """Finish any pending step and stop the compute thread (and the parallel calls' threads)."""
         self.settle()
         if self._compute is not None:
             self._compute.shutdown(wait=True)
             self._compute = None
+        if self._helpers is not None:
+            self._helpers.shutdown(wait=True)
+            self._helpers = None
 
     def _plan(self, chunks: Mapping[str, np.ndarray], report: StepReport) -> list[tuple[int, list[str], np.ndarray]]:
         """Validate and group the chunks by length: [(steps, stream ids, x [batch, steps, features])]."""
@@ -244,15 +255,26 @@ class Engine:
                     continue
                 stream_ids, x = [s for s, ok in zip(stream_ids, known, strict=True) if ok], x[known]
                 slots = self.store.slots_for(stream_ids)
-            feeds = dict(zip(self._state_inputs, self.store.gather(slots), strict=True))
-            feeds[self.spec.data_input] = x
-            calls.append(_Call(steps, stream_ids, slots, feeds))
+            parts = min(self.parallel_calls, len(stream_ids) // MIN_ROWS_PER_CALL) or 1
+            for rows in np.array_split(np.arange(len(stream_ids)), parts):
+                part = slots[rows]
+                feeds = dict(zip(self._state_inputs, self.store.gather(part), strict=True))
+                feeds[self.spec.data_input] = x if parts == 1 else x[rows]
+                calls.append(_Call(steps, [stream_ids[i] for i in rows.tolist()], part, feeds))
         return calls
 
     def _execute(self, calls: list[_Call]) -> list[list[Any]]:
-        """The onnxruntime calls alone (what the compute thread runs): no engine state is read or written."""
+        """The onnxruntime calls alone (what the compute thread runs): no engine state is read or written. With
+        `parallel_calls` > 1 they run side by side (onnxruntime releases the GIL; a session takes concurrent calls)."""
         started_s = time.perf_counter()
-        outputs = [self.session.run(self._output_names, call.feeds) for call in calls]
+        run, names = self.session.run, self._output_names
+        if len(calls) > 1 and self.parallel_calls > 1:
+            if self._helpers is None:
+                self._helpers = ThreadPoolExecutor(self.parallel_calls - 1, thread_name_prefix="streamer-call")
+            others = [self._helpers.submit(run, names, call.feeds) for call in calls[1:]]
+            outputs = [run(names, calls[0].feeds), *(future.result() for future in others)]
+        else:
+            outputs = [run(names, call.feeds) for call in calls]
         self.busy_s += time.perf_counter() - started_s
         return outputs
 

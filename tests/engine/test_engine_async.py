@@ -88,3 +88,25 @@ def test_snapshot_waits_for_the_pending_step(export_model, tmp_path) -> None:
     assert pending.finish().step0 == {"a": 0, "b": 0}
     np.testing.assert_array_equal(restored.step({"a": x})["a"], engine.step({"a": x})["a"])
     engine.close()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    parallel=st.integers(2, 4),
+    rounds=st.lists(st.tuples(st.integers(1, 90), st.integers(1, 4)), min_size=1, max_size=4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_parallel_calls_split_a_batch_and_keep_every_streams_answer(export_model, parallel, rounds, seed) -> None:
+    """`parallel_calls` runs parts of a batch side by side: the same scores and steps as one call per batch (to
+    onnxruntime's batch-size rounding), each stream's state carried across rounds."""
+    path = export_model(cell="gru", layers=2, features=FEATURES)
+    rng = np.random.default_rng(seed)
+    one, split = Engine(path, initial_slots=4), Engine(path, initial_slots=4, parallel_calls=parallel)
+    for streams, length in rounds:
+        chunks = {f"s{i}": rng.standard_normal((length, FEATURES)).astype(np.float32) for i in range(streams)}
+        expected, got = one.step_report(chunks), split.step_report_async(chunks).finish()
+        assert got.calls == max(1, min(parallel, streams // 16))  # parts of at least 16 streams
+        assert got.step0 == expected.step0 and got.scores.keys() == expected.scores.keys()
+        for stream_id, scores in expected.scores.items():
+            np.testing.assert_allclose(got.scores[stream_id], scores, atol=2e-6, err_msg=stream_id)
+    split.close()
