@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Scale-out on a many-core server: N independent daemons ("shards", each with its own load generator and ports),
 # each at one real-time load level of `streamer bench daemon`, all at once; the total held is the sum where every
-# shard holds (p99 <= 100 ms). Usage: benchmarks/server_shards.sh [python]  (from the repo root)
+# shard holds (p99 <= 100 ms). Usage: benchmarks/server_shards.sh [python] [series...]  (from the repo root)
+# A series is "model setting shards streams-per-shard", the setting a [model] key=value (e.g. PARALLEL_CALLS=3).
 set -u
 python=${1:-python3}
-shards() {  # model threads shards streams-per-shard
-    local model=$1 threads=$2 count=$3 per=$4 i held=0
+shift || true
+shards() {  # model setting shards streams-per-shard
+    local model=$1 setting=$2 count=$3 per=$4 i held=0
     for i in $(seq "$count"); do
-        STREAMER_MODEL__INTRA_OP_THREADS=$threads timeout 90 "$python" -m streamer.cli.main bench daemon \
+        env "STREAMER_MODEL__$setting" timeout 90 "$python" -m streamer.cli.main bench daemon \
             --model "$model" --streams "$per" --no-baseline --duration-s 6 >"/tmp/shard$i.txt" 2>&1 &
     done
     wait
@@ -16,10 +18,16 @@ shards() {  # model threads shards streams-per-shard
         echo "  shard $i: $line"
         case $line in *"-> held"*) held=$((held + 1)) ;; esac
     done
-    echo "$(date +%T) $(basename "$(dirname "$model")") threads=$threads: $count shards x $per streams," \
+    echo "$(date +%T) $(basename "$(dirname "$model")") $setting: $count shards x $per streams," \
         "$held held -> $([ "$held" = "$count" ] && echo "$((count * per)) streams held" || echo "NOT held")"
 }
-shards models/keywords-lite/model.onnx 1 4 800
-shards models/keywords-lite/model.onnx 1 7 700
-shards models/keywords/model.onnx 3 4 300
-shards models/keywords/model.onnx 2 7 150
+if [ $# -eq 0 ]; then  # the series of docs/PERFORMANCE.md, "Many cores"
+    set -- "models/keywords-lite/model.onnx INTRA_OP_THREADS=1 4 800" \
+        "models/keywords-lite/model.onnx INTRA_OP_THREADS=1 7 700" \
+        "models/keywords/model.onnx INTRA_OP_THREADS=3 4 300" \
+        "models/keywords/model.onnx INTRA_OP_THREADS=2 7 150"
+fi
+for series in "$@"; do
+    # shellcheck disable=SC2086 # a series is four words
+    shards $series
+done
