@@ -1,4 +1,4 @@
-"""`streamer serve | feed | listen | config check` and `streamer bench daemon` (CONTRACT.md §4)."""
+"""`streamer serve | feed | listen | wyoming | config check` and `streamer bench daemon` (CONTRACT.md §4)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("feed")(feed)
     app.command("listen")(listen)
+    app.command("wyoming")(wyoming)
     app.add_typer(config_app, name="config")
 
 
@@ -147,6 +148,23 @@ def listen(
 
     with contextlib.suppress(KeyboardInterrupt):
         run_listen(endpoint, stream or None, as_json, duration_s=duration_s)
+
+
+def wyoming(
+    uri: Annotated[str, typer.Option(help="where Wyoming clients connect: tcp://HOST:PORT or unix://PATH")] = (
+        "tcp://127.0.0.1:10400"
+    ),
+    config: Annotated[Path | None, typer.Option(help="TOML file: its [model] and [detection] are used")] = None,
+    model: Annotated[Path | None, typer.Option(help="ONNX keyword model (default models/keywords/model.onnx)")] = None,
+) -> None:
+    """Serve the keyword model to Home Assistant over its Wyoming wake-word protocol (docs/operations.md)."""
+    from streamer.daemon.config import load_config
+    from streamer.daemon.wyoming import serve as run_wyoming
+
+    resolved = load_config(config, _overrides(model, None, None, None, None))
+    logging.getLogger("streamer").setLevel(resolved.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_wyoming(resolved, uri)
 
 
 @bench_app.command("daemon")
