@@ -154,7 +154,7 @@ def wyoming(
     uri: Annotated[str, typer.Option(help="where Wyoming clients connect: tcp://HOST:PORT or unix://PATH")] = (
         "tcp://127.0.0.1:10400"
     ),
-    config: Annotated[Path | None, typer.Option(help="TOML file: its [model] and [detection] are used")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file: its model and detection sections are used")] = None,
     model: Annotated[Path | None, typer.Option(help="ONNX keyword model (default models/keywords/model.onnx)")] = None,
 ) -> None:
     """Serve the keyword model to Home Assistant over its Wyoming wake-word protocol (docs/operations.md)."""
