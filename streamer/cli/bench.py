@@ -136,7 +136,7 @@ def bench_keyword_latency(
     ],
     model: Annotated[Path, typer.Option(help="ONNX keyword model")] = Path("models/keywords/model.onnx"),
     negatives: Annotated[
-        Path | None, typer.Option(help="audio between the keywords [default: a -70 dBFS noise floor]")
+        Path | None, typer.Option(help="audio between the keywords \\[default: a -70 dBFS noise floor]")
     ] = None,
     noise: Annotated[Path | None, typer.Option(help="folder of noise/music mixed over the whole stream")] = None,
     snr_db: Annotated[float | None, typer.Option(help="noise level: keyword speech RMS over noise RMS")] = None,

@@ -46,13 +46,13 @@ def train_keyword(
     phrases: Annotated[list[str], typer.Argument(help="keyword phrases, one class each, e.g. 'hey streamer'")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx, README.md, det.png, ...")],
     data_dir: Annotated[
-        Path | None, typer.Option(help="cache of renderings and the eval set [default: data/keyword/<labels>]")
+        Path | None, typer.Option(help="cache of renderings and the eval set \\[default: data/keyword/<labels>]")
     ] = None,
     voices: Annotated[str, typer.Option(help="'full' (scripts/install-tts.sh) or 'ci' (espeak-ng + flite)")] = "full",
     steps: Annotated[int, typer.Option(help="optimiser steps (128 lanes × --segment-steps each)")] = 1500,
     segment_steps: Annotated[
         int | None,
-        typer.Option(help="model steps per BPTT segment [default: 2 s: 200 for logmel, 25 for embedding]"),
+        typer.Option(help="model steps per BPTT segment \\[default: 2 s: 200 for logmel, 25 for embedding]"),
     ] = None,
     train_hours: Annotated[float, typer.Option(help="hours of assembled training audio")] = 10.0,
     eval_hours: Annotated[float, typer.Option(help="hours of held-out negatives to evaluate on (0: skip)")] = 2.0,
@@ -193,9 +193,11 @@ def import_openwakeword(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for model.onnx and README.md")],
     label: Annotated[
-        list[str] | None, typer.Option(help="each wake word's label, once per model [default: from the file name]")
+        list[str] | None, typer.Option(help="each wake word's label, once per model \\[default: from the file name]")
     ] = None,
-    threshold: Annotated[float | None, typer.Option(help="detection threshold [default: 0.5, openWakeWord's]")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="detection threshold \\[default: 0.5, openWakeWord's]")
+    ] = None,
 ) -> None:
     """Serve openWakeWord models statefully: their classifiers on one streaming speech embedding, one ONNX model."""
     from streamer.train.keyword import openwakeword

@@ -41,7 +41,7 @@ def export(
         str, typer.Argument(help="factory of the PyTorch module: 'file.py:name' or 'package.module:name'")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write")],
-    features: Annotated[int, typer.Option(help="feature width of x [batch, time, features]")],
+    features: Annotated[int, typer.Option(help="feature width of x \\[batch, time, features]")],
     weights: Annotated[Path | None, typer.Option(help="state_dict file (torch.save) to load into the module")] = None,
     labels: Annotated[str | None, typer.Option(help="comma-separated class names")] = None,
     scores: Annotated[str, typer.Option(help="'logits' or 'probabilities'")] = "logits",
