@@ -66,8 +66,8 @@ def server(model: Path) -> Iterator[int]:
             raise AssertionError(f"wyoming server did not start: {process.communicate()[0].decode()}")
         time.sleep(0.2)
     yield port
-    process.terminate()
-    process.wait(timeout=10)
+    process.terminate()  # SIGTERM: what systemd sends (configs/streamer-wyoming.service)
+    assert process.wait(timeout=10) == 0
     assert process.stdout is not None
     process.stdout.close()
 
