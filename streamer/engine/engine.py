@@ -255,12 +255,16 @@ class Engine:
                     continue
                 stream_ids, x = [s for s, ok in zip(stream_ids, known, strict=True) if ok], x[known]
                 slots = self.store.slots_for(stream_ids)
-            parts = min(self.parallel_calls, len(stream_ids) // MIN_ROWS_PER_CALL) or 1
+            parts = min(self.parallel_calls, len(stream_ids) // MIN_ROWS_PER_CALL)
+            if parts <= 1:
+                feeds = dict(zip(self._state_inputs, self.store.gather(slots), strict=True))
+                feeds[self.spec.data_input] = x
+                calls.append(_Call(steps, stream_ids, slots, feeds))
+                continue
             for rows in np.array_split(np.arange(len(stream_ids)), parts):
-                part = slots[rows]
-                feeds = dict(zip(self._state_inputs, self.store.gather(part), strict=True))
-                feeds[self.spec.data_input] = x if parts == 1 else x[rows]
-                calls.append(_Call(steps, [stream_ids[i] for i in rows.tolist()], part, feeds))
+                feeds = dict(zip(self._state_inputs, self.store.gather(slots[rows]), strict=True))
+                feeds[self.spec.data_input] = x[rows]
+                calls.append(_Call(steps, [stream_ids[i] for i in rows.tolist()], slots[rows], feeds))
         return calls
 
     def _execute(self, calls: list[_Call]) -> list[list[Any]]:

@@ -169,28 +169,6 @@ def test_sd_notify_ready_watchdog_status_stopping(
     assert "streams" in status and "msg/s" in status and "% CPU" in status and "% busy" in status
 
 
-def test_the_wyoming_unit_verifies_clean_and_is_hardened(unit_file: Path) -> None:
-    """configs/streamer-wyoming.service (Home Assistant's wake-word service) passes the same checks as the daemon's."""
-    streamer = shutil.which("streamer") or str(REPO / ".venv" / "bin" / "streamer")
-    text = (
-        (REPO / "configs" / "streamer-wyoming.service")
-        .read_text()
-        .replace("/opt/streamer/.venv/bin/streamer", streamer)
-    )
-    path = unit_file.parent / "streamer-wyoming.service"
-    path.write_text(text)
-    verify = subprocess.run(
-        ["systemd-analyze", "verify", "--recursive-errors=no", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert verify.returncode == 0 and "streamer" not in verify.stderr, verify.stderr
-    security = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", str(path)], capture_output=True, text=True, timeout=60
-    )
-    line = next(line for line in security.stdout.splitlines() if "Overall exposure level" in line)
-    assert float(line.split(":")[1].split()[0]) <= 2.0, line
-    assert f"{streamer} wyoming --uri" in text and "RestartPreventExitStatus=2 3" in text
-
-
 def test_the_load_benchmark_reads_how_busy_loop_and_model_were_from_status(keyword_model: Path) -> None:
     """`streamer bench daemon` starts the daemon with its own NOTIFY_SOCKET and reports the STATUS line's shares."""
     with BenchDaemon(ours(keyword_model)) as daemon:
@@ -243,27 +221,39 @@ def shard_unit(unit_file: Path) -> Path:
     return unit_file.parent / "streamer@1.service"
 
 
-def test_systemd_unit_verifies_clean(unit_file: Path, shard_unit: Path) -> None:
-    for unit in (unit_file, shard_unit):
-        result = subprocess.run(
-            ["systemd-analyze", "verify", "--recursive-errors=no", str(unit)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0 and "streamer" not in result.stderr, result.stderr
-    assert "--config /etc/streamer/streamer%i.toml" in unit_file.read_text()  # instance N: streamerN.toml
+def assert_unit_clean_and_hardened(unit: Path) -> None:
+    """`systemd-analyze verify` says nothing about it; `security --offline=yes` rates its exposure at most 2.0."""
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", "--recursive-errors=no", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert verify.returncode == 0 and "streamer" not in verify.stderr, verify.stderr
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    line = next(line for line in security.stdout.splitlines() if "Overall exposure level" in line)
+    assert float(line.split(":")[1].split()[0]) <= 2.0, line
 
 
-def test_systemd_unit_exposure_is_at_most_2(unit_file: Path, shard_unit: Path) -> None:
+def test_systemd_unit_verifies_clean_and_is_hardened(unit_file: Path, shard_unit: Path) -> None:
     for unit in (unit_file, shard_unit):
-        result = subprocess.run(
-            ["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60
-        )
-        line = next(line for line in result.stdout.splitlines() if "Overall exposure level" in line)
-        assert float(line.split(":")[1].split()[0]) <= 2.0, line
+        assert_unit_clean_and_hardened(unit)
     text = unit_file.read_text()
+    assert "--config /etc/streamer/streamer%i.toml" in text  # instance N: streamerN.toml
     assert "Type=notify" in text and "WatchdogSec=" in text and "RestartPreventExitStatus=2 3" in text
+
+
+def test_the_wyoming_unit_verifies_clean_and_is_hardened(unit_file: Path) -> None:
+    """configs/streamer-wyoming.service (Home Assistant's wake-word service) passes the same checks as the daemon's."""
+    streamer = shutil.which("streamer") or str(REPO / ".venv" / "bin" / "streamer")
+    text = (
+        (REPO / "configs" / "streamer-wyoming.service")
+        .read_text()
+        .replace("/opt/streamer/.venv/bin/streamer", streamer)
+    )
+    path = unit_file.parent / "streamer-wyoming.service"
+    path.write_text(text)
+    assert_unit_clean_and_hardened(path)
+    assert f"{streamer} wyoming --uri" in text and "RestartPreventExitStatus=2 3" in text
 
 
 def test_queue_bounds_push_back_on_producers_without_losing_anything(
