@@ -32,10 +32,9 @@ from streamer.daemon.mic import MicrophoneBridge
 from streamer.daemon.persistence import StateKeeper
 from streamer.daemon.publisher import Publisher, bind
 from streamer.daemon.rates import Rates
-from streamer.daemon.stepper import Batch, Stepper, build_detector
+from streamer.daemon.stepper import Batch, Stepper, build_detector, build_pipeline
 from streamer.daemon.systemd import Notifier
 from streamer.errors import ConfigError, StreamerError
-from streamer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 READ_BUDGET = 2048  # messages read per loop turn before the loop gets to step a batch
@@ -59,13 +58,7 @@ class Daemon:
         self._overrides = overrides or {}
         self.metrics = DaemonMetrics()
         self.notifier = Notifier()
-        self.pipeline = Pipeline(
-            config.model.path,
-            provider=config.model.provider,
-            intra_op_threads=config.model.intra_op_threads,
-            parallel_calls=config.model.parallel_calls,
-            max_streams=config.streams.max_streams,
-        )
+        self.pipeline = build_pipeline(config)
         self.spec = self.pipeline.engine.spec
         self.batcher = Batcher(self._batcher_policy(config))
         self.stepper = Stepper(self.pipeline, build_detector(self.pipeline, config), self.batcher, self.metrics)

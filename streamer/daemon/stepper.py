@@ -26,6 +26,18 @@ from streamer.pipeline import PendingPush, Pipeline, Prepared
 log = logging.getLogger("streamer.daemon.server")
 
 
+def build_pipeline(config: DaemonConfig) -> Pipeline:
+    """The Pipeline `[model]` and `[streams]` ask for (the daemon's, and `streamer wyoming`'s)."""
+    model = config.model
+    return Pipeline(
+        model.path,
+        provider=model.provider,
+        intra_op_threads=model.intra_op_threads,
+        parallel_calls=model.parallel_calls,
+        max_streams=config.streams.max_streams,
+    )
+
+
 def build_detector(pipeline: Pipeline, config: DaemonConfig) -> Detector | None:
     """The Detector for the model's `streamer.detection` metadata and `[detection]` overrides (None: no events)."""
     spec = pipeline.engine.spec

@@ -37,7 +37,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from streamer import __version__
 from streamer.daemon.config import DaemonConfig
-from streamer.daemon.stepper import build_detector
+from streamer.daemon.stepper import build_detector, build_pipeline
 from streamer.detect import Detector
 from streamer.errors import ConfigError, StreamerError
 from streamer.pipeline import Pipeline
@@ -172,9 +172,7 @@ class WakeHandler(AsyncEventHandler):
 
 def build_service(config: DaemonConfig) -> WakeService:
     """The Pipeline and Detector the daemon would build from `config` (model, provider, `[detection]`)."""
-    pipeline = Pipeline(
-        config.model.path, provider=config.model.provider, intra_op_threads=config.model.intra_op_threads
-    )
+    pipeline = build_pipeline(config)
     detector = build_detector(pipeline, config)
     if detector is None:
         raise ConfigError(
