@@ -156,15 +156,23 @@ def wyoming(
     ),
     config: Annotated[Path | None, typer.Option(help="TOML file: its model and detection sections are used")] = None,
     model: Annotated[Path | None, typer.Option(help="ONNX keyword model (default models/keywords/model.onnx)")] = None,
+    zeroconf: Annotated[
+        bool, typer.Option(help="announce the service by mDNS, so Home Assistant discovers it (needs a LAN --uri)")
+    ] = False,
+    zeroconf_name: Annotated[
+        str | None, typer.Option(help="the name announced (default streamer-HOSTNAME)", show_default=False)
+    ] = None,
 ) -> None:
     """Serve the keyword model to Home Assistant over its Wyoming wake-word protocol (docs/operations.md)."""
     from streamer.daemon.config import load_config
+    from streamer.daemon.mdns import default_name
     from streamer.daemon.wyoming import serve as run_wyoming
 
     resolved = load_config(config, _overrides(model, None, None, None, None))
     logging.getLogger("streamer").setLevel(resolved.log_level)
+    name = (zeroconf_name or default_name()) if zeroconf else None
     with contextlib.suppress(KeyboardInterrupt):
-        run_wyoming(resolved, uri)
+        run_wyoming(resolved, uri, zeroconf_name=name)
 
 
 @bench_app.command("daemon")

@@ -14,7 +14,8 @@ ZeroMQ daemon's `event` messages. The conversation:
 
 A chunk that cannot be decoded (odd length, unsupported width) is answered with an `error` event and changes no
 state. The model runs on the event loop's thread: per 100 ms chunk and stream ~0.9 ms (median, shipped model),
-which suits the handful of satellites a home has.
+which suits the handful of satellites a home has. With a name to announce (`--zeroconf`), the service is announced by
+mDNS once it listens and withdrawn when it stops (`streamer.daemon.mdns`), so Home Assistant discovers it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from streamer import __version__
 from streamer.daemon.config import DaemonConfig
+from streamer.daemon.mdns import Announcement, announced_address, check_name
 from streamer.daemon.stepper import build_detector, build_pipeline
 from streamer.detect import Detector
 from streamer.errors import ConfigError, StreamerError
@@ -182,9 +184,29 @@ def build_service(config: DaemonConfig) -> WakeService:
     return WakeService(pipeline, detector)
 
 
-def serve(config: DaemonConfig, uri: str) -> None:
-    """Serve Wyoming clients on `uri` (tcp://HOST:PORT, unix://PATH) until interrupted."""
+def serve(config: DaemonConfig, uri: str, zeroconf_name: str | None = None) -> None:
+    """Serve Wyoming clients on `uri` (tcp://HOST:PORT, unix://PATH) until SIGTERM or interrupted; with
+    `zeroconf_name`, announce the service by mDNS while it runs (Home Assistant's discovery)."""
+    announcement = None
+    if zeroconf_name is not None:  # checked before the model loads: a bad setting fails at once
+        address, port = announced_address(uri)
+        announcement = Announcement(check_name(zeroconf_name), address, port)
     service = build_service(config)
     server = AsyncServer.from_uri(uri)
     log.info("wyoming wake service on %s: %s (keywords %s)", uri, config.model.path, ", ".join(service.keywords))
-    asyncio.run(server.run(partial(WakeHandler, service=service)))
+    asyncio.run(_run(server, partial(WakeHandler, service=service), announcement))
+
+
+async def _run(server: AsyncServer, handler: Any, announcement: Announcement | None) -> None:
+    if announcement is None:
+        await server.run(handler)
+        return
+    serving = asyncio.create_task(server.run(handler))
+    while getattr(server, "_server", None) is None and not serving.done():  # listening before it is announced
+        await asyncio.sleep(0.01)
+    try:
+        if not serving.done():
+            await announcement.start()
+        await serving
+    finally:
+        await announcement.stop()

@@ -254,6 +254,7 @@ def test_the_wyoming_unit_verifies_clean_and_is_hardened(unit_file: Path) -> Non
     path.write_text(text)
     assert_unit_clean_and_hardened(path)
     assert f"{streamer} wyoming --uri" in text and "RestartPreventExitStatus=2 3" in text
+    assert "--zeroconf" in text and "AF_NETLINK" in text  # discovery, and the interface list it announces on
 
 
 def test_queue_bounds_push_back_on_producers_without_losing_anything(
