@@ -31,9 +31,10 @@ def test_the_demo_clip_fed_to_the_shipped_model_gives_its_four_keywords(
     )
     try:
         time.sleep(2.0)  # the subscriber connects before anything is published (ZeroMQ's slow joiner)
+        # --fast: as fast as answered (the README's feed paces in real time; the events are the same)
+        command = [sys.executable, "-m", "streamer.cli.main", "feed", str(DEMO), "--endpoint", daemon.ingest]
         feed = subprocess.run(
-            [sys.executable, "-m", "streamer.cli.main", "feed", str(DEMO), "--endpoint", daemon.ingest]
-            + ["--fast", "--publish", daemon.publish],  # as fast as answered (the README's feed paces in real time)
+            [*command, "--fast", "--publish", daemon.publish],
             capture_output=True,
             text=True,
             timeout=120,
