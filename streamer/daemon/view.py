@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
+from rich import box
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
@@ -31,7 +32,6 @@ def to_json(message: OutputMessage) -> dict[str, Any]:
 @dataclass
 class _StreamRow:
     preds: int = 0
-    steps: int = 0
     top_label: str = ""
     top_score: float = 0.0
     latency_ms: float = 0.0
@@ -41,7 +41,7 @@ class _StreamRow:
 
 @dataclass
 class LiveView:
-    """Per-stream rows (latest top class, steps, latency, events) and the latest events and statuses."""
+    """Per-stream rows (answers, latest latency and top class, events) and the latest events and statuses."""
 
     rows: dict[str, _StreamRow] = field(default_factory=dict)
     recent: list[Text] = field(default_factory=list)
@@ -52,7 +52,6 @@ class LiveView:
         header = message.header
         if message.kind == "pred":
             row.preds += 1
-            row.steps = int(header["step0"]) + int(header["steps"])
             row.latency_ms = float(header["latency_ms"])
             if message.scores is not None and len(message.scores):
                 last = message.scores[-1]
@@ -75,15 +74,15 @@ class LiveView:
         self.recent = [*self.recent[-(RECENT_LINES - 1) :], line]
 
     def render(self) -> Group:
-        table = Table(title="streamer: live streams", expand=False)
-        numbers = ("preds", "steps", "latency ms", "events", "missed")
-        for name in ("stream", *numbers[:3], "top class (last step)", "events", "missed", "last status"):
-            table.add_column(name, justify="right" if name in numbers else "left")
+        # One line per stream, even on an 80-column terminal: `ms` is the latest answer's latency.
+        table = Table(title="streamer: live streams", expand=False, box=box.SIMPLE_HEAD, show_edge=False)
+        numbers = ("preds", "ms", "events", "missed")
+        for name in ("stream", *numbers[:2], "top class now", "events", "missed", "status"):
+            table.add_column(name, justify="right" if name in numbers else "left", no_wrap=True)
         for stream_id, row in sorted(self.rows.items())[:40]:
             table.add_row(
                 stream_id,
                 str(row.preds),
-                str(row.steps),
                 f"{row.latency_ms:.1f}",
                 f"{row.top_label} {row.top_score:.2f}",
                 str(row.events),

@@ -282,12 +282,16 @@ def test_live_view_renders_streams_events_and_statuses() -> None:
     view.update(decode_output(encode_pred("a", 4, 40, scores, ["_background", "hey", "stop"], 3.5)))
     view.update(decode_output(encode_event("a", "hey", 0.93, 40, 0.41)))
     view.update(decode_output(encode_status("a", "gap", "expected seq 2, got 4")))
-    console = Console(width=140, record=True)
+    view.update(decode_output(encode_pred("kitchen-mic-2", 0, 0, scores, ["_background", "hey_streamer", "x"], 3)))
+    view.update(decode_output(encode_status("kitchen-mic-2", "overload", "behind real time")))
+    console = Console(width=80, record=True)  # a plain terminal: every row on one line, nothing cut
     console.print(view.render())
     text = console.export_text()
     assert "hey 0.80" in text and "EVENT  a: hey" in text and "status a: gap" in text
-    row = next(line for line in text.splitlines() if line.strip().startswith("│ a") or " a " in line)
-    assert " 41 " in row and " 2 " in row  # steps so far, missed answers
+    row = next(line for line in text.splitlines() if line.startswith(" a "))
+    assert row.split() == ["a", "1", "3.5", "hey", "0.80", "1", "2", "gap"]  # preds, ms, top class, events, missed
+    row = next(line for line in text.splitlines() if line.startswith(" kitchen-mic-2 "))
+    assert row.split() == ["kitchen-mic-2", "1", "3.0", "hey_streamer", "0.80", "0", "0", "overload"]
 
 
 @pytest.mark.parametrize("shards", [1, 2])
