@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -174,16 +174,27 @@ def eval_keyword(
             typer.echo(f"  ≤ {name} FA/h: not reachable (every swept threshold gives more false accepts)")
         else:
             typer.echo(
-                f"  ≤ {name} FA/h: FRR {100 * point['frr']:.1f} % at threshold {point['threshold']:.6g} "
-                f"({point['false_accepts']} false accepts), median latency {point['median_latency_ms']} ms"
+                f"  ≤ {name} FA/h: FRR {_with_ci(point)} at threshold {point['threshold']:.6g} "
+                f"({_fa_with_ci(point)}), median latency {point['median_latency_ms']} ms"
             )
     d = report["default"]
     typer.echo(
-        f"  model defaults {d['thresholds']}: FRR {100 * d['frr']:.1f} %, {d['fa_per_hour']} FA/h, "
+        f"  model defaults {d['thresholds']}: FRR {_with_ci(d)}, {_fa_with_ci(d)}, "
         f"median latency {d['median_latency_ms']} ms"
     )
+    typer.echo("  (95 % confidence intervals: Wilson for FRR, exact Poisson for false accepts per hour)")
     if plot is not None:
         typer.echo(f"  DET curve: {plot}")
+
+
+def _with_ci(point: dict[str, Any]) -> str:
+    low, high = point["frr_ci95"]
+    return f"{100 * point['frr']:.1f} % [{100 * low:.1f}–{100 * high:.1f}]"
+
+
+def _fa_with_ci(point: dict[str, Any]) -> str:
+    low, high = point["fa_per_hour_ci95"]
+    return f"{point['false_accepts']} false accepts, {point['fa_per_hour']:g} FA/h [{low:.2g}–{high:.2g}]"
 
 
 def import_openwakeword(

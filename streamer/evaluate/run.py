@@ -17,6 +17,7 @@ from streamer.errors import ConfigError, ModelError
 from streamer.evaluate import audio
 from streamer.evaluate.det import Outcome, Truth, hit_mask, operating_point, score, span_to_steps, sweep
 from streamer.evaluate.events import EventTrack
+from streamer.evaluate.intervals import poisson_rate, wilson
 from streamer.evaluate.splice import Positive, SplicePlan, Splicer
 from streamer.frontend import AUDIO_KINDS, audio_framing
 from streamer.pipeline import Pipeline
@@ -100,15 +101,19 @@ def _ms(latencies_steps: np.ndarray, step_s: float, q: float) -> float | None:
     return round(float(np.percentile(latencies_steps, q)) * step_s * 1000, 1) if len(latencies_steps) else None
 
 
-def _point(outcome: Outcome | None, step_s: float) -> dict[str, Any] | None:
+def _point(outcome: Outcome | None, step_s: float, negative_hours: float) -> dict[str, Any] | None:
     if outcome is None:
         return None
+    frr_low, frr_high = wilson(outcome.misses, outcome.positives)
+    fa_low, fa_high = poisson_rate(outcome.false_accepts, negative_hours)
     return {
         "threshold": outcome.thresholds[0],
         "frr": round(outcome.frr, 4),
+        "frr_ci95": [round(frr_low, 4), round(frr_high, 4)],
         "misses": outcome.misses,
         "false_accepts": outcome.false_accepts,
         "fa_per_hour": round(outcome.fa_per_hour, 3),
+        "fa_per_hour_ci95": [round(fa_low, 3), round(fa_high, 3)],
         "median_latency_ms": _ms(outcome.latencies_steps, step_s, 50),
         "p90_latency_ms": _ms(outcome.latencies_steps, step_s, 90),
     }
@@ -184,6 +189,7 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
                     keywords=[k],
                 ),
                 step_s,
+                negative_hours,
             ),
             "det": [[round(o.fa_per_hour, 3), round(o.frr, 4)] for o in mine],
         }
@@ -199,9 +205,11 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
         **{f"frr_at_{_key(t)}_fa_per_hour": _frr(at[t]) for t in FA_TARGETS_PER_HOUR},
         "thresholds": {f"{_key(t)}_fa_per_hour": _threshold(at[t]) for t in FA_TARGETS_PER_HOUR},
         "median_latency_ms": _ms(default.latencies_steps, step_s, 50),
-        "operating_points": {f"{_key(t)}_fa_per_hour": _point(at[t], step_s) for t in FA_TARGETS_PER_HOUR},
+        "operating_points": {
+            f"{_key(t)}_fa_per_hour": _point(at[t], step_s, negative_hours) for t in FA_TARGETS_PER_HOUR
+        },
         "default": {
-            **(_point(default, step_s) or {}),
+            **(_point(default, step_s, negative_hours) or {}),
             "thresholds": dict(zip(keywords, params.thresholds, strict=True)),
         },
         "per_keyword": per_keyword,

@@ -63,6 +63,10 @@ def test_eval_keyword_counts_known_events(rig: Path, tmp_path: Path) -> None:
     assert (default["misses"], default["false_accepts"]) == (0, 2)
     assert report["missed_at_defaults"] == []
     assert default["fa_per_hour"] == pytest.approx(2 / (120 / 3600), rel=1e-3)
+    # 95 % intervals: 0 misses in 6 (Wilson 0-39.0 %), 2 false accepts in 2 min (exact Poisson 0.242-7.22 per
+    # unit, i.e. 7.3-217 FA/h): a handful of counts says little, and the report shows how little.
+    assert default["frr_ci95"] == pytest.approx([0.0, 0.3903], abs=1e-4)
+    assert default["fa_per_hour_ci95"] == pytest.approx([0.2422 * 30, 7.2247 * 30], rel=1e-3)
     # The event fires 2 steps (patience) into the tone; the keyword "ends" when the tone does: about -0.4 s.
     assert -TONE_S * 1000 <= report["median_latency_ms"] <= -TONE_S * 1000 + 60
     # Every threshold that catches the positives catches the two beeps in the negatives as well:
@@ -101,6 +105,10 @@ def test_eval_keyword_without_false_alarms_reaches_the_operating_points(rig: Pat
     assert report["negative_hours"] >= 0.05  # the one file looped up to the asked duration
     assert report["frr_at_0_5_fa_per_hour"] == 0.0
     assert report["frr_at_1_fa_per_hour"] == 0.0
+    point = report["operating_points"]["0_5_fa_per_hour"]
+    assert point["fa_per_hour_ci95"][0] == 0.0 and point["fa_per_hour_ci95"][1] == pytest.approx(
+        3.689 / report["negative_hours"], rel=1e-3
+    )  # no false accept in 3 min still allows ~74 FA/h
 
 
 def test_eval_keyword_refuses_unknown_label_folder(rig: Path, tmp_path: Path) -> None:

@@ -12,6 +12,18 @@ from streamer.train.keyword.assemble import TARGET_AFTER_END_MS, TARGET_BEFORE_E
 from streamer.train.keyword.voices import Voice
 
 
+def _frr_ci(point: dict[str, Any]) -> str:
+    interval = point.get("frr_ci95")
+    text = _pct(point.get("frr"))
+    return f"{text} [{100 * interval[0]:.1f}–{100 * interval[1]:.1f} %]" if interval else text
+
+
+def _fa_ci(point: dict[str, Any]) -> str:
+    interval, rate = point.get("fa_per_hour_ci95"), point.get("fa_per_hour")
+    text = f"{rate:.2f}" if isinstance(rate, float | int) else str(rate)
+    return f"{text} [{interval[0]:.2g}–{interval[1]:.2g}]" if interval else text
+
+
 def _pct(value: float | None) -> str:
     return "not reached" if value is None else f"{100 * value:.1f} %"
 
@@ -27,7 +39,7 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
         f"{evaluation['positives']} positives spliced in at random gaps, one stream, state never reset "
         f"(streamed through `streamer.pipeline.Pipeline` at {evaluation['realtime_factor']}× real time).",
         "",
-        "| operating point | threshold | FRR | false accepts | FA/h | median latency |",
+        "| operating point | threshold | FRR [95 % CI] | false accepts | FA/h [95 % CI] | median latency |",
         "|---|---|---|---|---|---|",
     ]
     for name, point in (("≤ 0.5 FA/h", points["0_5_fa_per_hour"]), ("≤ 1 FA/h", points["1_fa_per_hour"])):
@@ -35,14 +47,19 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
             lines.append(f"| {name} | – | not reachable on the swept grid | | | |")
         else:
             lines.append(
-                f"| {name} | {point['threshold']:.6g} | {_pct(point['frr'])} | {point['false_accepts']} | "
-                f"{point['fa_per_hour']:.2f} | {point['median_latency_ms']} ms |"
+                f"| {name} | {point['threshold']:.6g} | {_frr_ci(point)} | {point['false_accepts']} | "
+                f"{_fa_ci(point)} | {point['median_latency_ms']} ms |"
             )
     lines.append(
         f"| shipped defaults (metadata) | {', '.join(f'{v:.6g}' for v in default['thresholds'].values())} "
-        f"| {_pct(default.get('frr'))} | {default.get('false_accepts')} | {default.get('fa_per_hour')} | "
+        f"| {_frr_ci(default)} | {default.get('false_accepts')} | {_fa_ci(default)} | "
         f"{default.get('median_latency_ms')} ms |"
     )
+    lines += [
+        "",
+        "Intervals: Wilson's for the FRR (the positives are few), the exact Poisson interval for false accepts per "
+        "hour (the ≤ 0.5 FA/h point rests on one or two events: read it with its interval).",
+    ]
     lines += [
         "",
         "Per keyword (each keyword's own false accepts over the same negatives):",
