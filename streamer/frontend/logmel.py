@@ -55,10 +55,22 @@ def _to_float32(samples: np.ndarray) -> np.ndarray:
     raise ValueError(f"samples have dtype {samples.dtype}, expected int16 or float32")
 
 
-def check_rate(rate_hz: Any) -> int:
-    """A sample rate must be a positive integer (numpy integers accepted)."""
+# Input may be at most this many times below the model's rate. Resampling up multiplies the samples, so without
+# a bound one small chunk that claims rate_hz=1 becomes 16,000 times as many samples (gigabytes from a 4 MB
+# payload). No real source is that far below: 8 kHz telephony into a 16 kHz model is 2x, into a 48 kHz model 6x.
+MAX_UPSAMPLING = 8
+
+
+def check_rate(rate_hz: Any, model_rate_hz: int) -> int:
+    """A sample rate must be an integer (numpy integers accepted) of at least model_rate_hz / MAX_UPSAMPLING."""
     if isinstance(rate_hz, bool) or not isinstance(rate_hz, int | np.integer) or rate_hz <= 0:
         raise ValueError(f"rate_hz={rate_hz!r}, expected a positive integer")
+    lowest_hz = -(-model_rate_hz // MAX_UPSAMPLING)
+    if rate_hz < lowest_hz:
+        raise ValueError(
+            f"rate_hz={rate_hz}: audio below {lowest_hz} Hz is refused for this {model_rate_hz} Hz model "
+            f"(at most {MAX_UPSAMPLING}x upsampling)"
+        )
     return int(rate_hz)
 
 
@@ -84,7 +96,7 @@ def logmel_offline(
     """
     spec = params if isinstance(params, LogMelParams) else LogMelParams.from_dict(dict(params))
     mono = to_mono_float32(samples, spec.channel)
-    if rate_hz is not None and check_rate(rate_hz) != spec.sample_rate_hz:
+    if rate_hz is not None and check_rate(rate_hz, spec.sample_rate_hz) != spec.sample_rate_hz:
         mono = np.asarray(soxr.resample(mono, rate_hz, spec.sample_rate_hz), dtype=np.float32)
     win, hop = spec.win_samples, spec.hop_samples
     count = frame_count(len(mono), win, hop)
@@ -224,7 +236,7 @@ class FramedAudioFrontend:
         errors: dict[str, StreamError] = {}
         for stream_id, (samples, rate_hz) in chunks.items():
             try:
-                rate = check_rate(rate_hz)
+                rate = check_rate(rate_hz, self.sample_rate_hz)
                 state = self._streams.get(stream_id)
                 if state is not None and state.rate_hz != rate:
                     raise ValueError(

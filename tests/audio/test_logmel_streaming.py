@@ -104,6 +104,18 @@ def test_streams_sharing_a_call_equal_streams_alone(seeds, sizes, rate_hz):
         np.testing.assert_array_equal(np.concatenate(got[stream_id]), np.concatenate(want[stream_id]))
 
 
+def test_input_far_below_the_models_rate_is_refused_before_any_work():
+    """At most 8x upsampling: a tiny chunk claiming rate_hz=1 would otherwise become 16,000x the samples."""
+    frontend = LogMelFrontend(PARAMS, 40)
+    chunk = signal(9, 4000, 1, "int16")
+    _, errors = frontend.push_report({"low": (chunk, 1), "edge": (chunk, 1999), "ok": (chunk, 2000)})
+    assert sorted(errors) == ["edge", "low"]
+    assert "audio below 2000 Hz is refused for this 16000 Hz model (at most 8x upsampling)" in str(errors["low"])
+    assert frontend.streams == ["ok"]  # the refused streams keep nothing
+    with pytest.raises(ValueError, match="below 2000 Hz"):
+        logmel_offline(chunk, PARAMS, rate_hz=1999)  # the offline reference says the same
+
+
 def test_downmix_and_channel_selection():
     mono = signal(5, 4000, 1, "float32")
     stereo = np.repeat(mono, 2, axis=1)

@@ -52,10 +52,25 @@ MALFORMED = st.one_of(
     st.tuples(ids, st.sampled_from(["int8", "float64", "uint16", "", "INT16"])).map(
         lambda t: ([t[0].encode(), header(dtype=t[1]), b"\0" * 8], "bad_header")
     ),
+    # A rate far below the model's (16 kHz): resampled up, a full payload at 1 Hz would be 16,000x the samples
+    # (gigabytes). Refused before any work: at most 8x upsampling.
+    st.tuples(ids, st.integers(1, 1999)).map(
+        lambda t: ([t[0].encode(), header(rate_hz=t[1]), b"\0" * MAX_PAYLOAD], "bad_payload")
+    ),
     st.tuples(ids, st.sampled_from([np.nan, np.inf, -np.inf])).map(
         lambda t: ([t[0].encode(), header(dtype="float32"), np.array([0.1, t[1]], "<f4").tobytes()], "bad_payload")
     ),
 )
+
+
+def opens_stream(frames: list[bytes]) -> bool:
+    """The low-rate case: a valid header (the stream takes seq 0), refused by the frontend."""
+    try:
+        return len(frames) == 3 and int(json.loads(frames[1]).get("rate_hz", 16000)) < 2000
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
 BAD_IDS = st.sampled_from([b"", b"a/b", b"x" * 129, b"sp ace", b"\xff\xfe", b"caf\xc3\xa9"])
 
 
@@ -90,6 +105,15 @@ def test_malformed_messages_are_answered_and_harm_no_other_stream(
             status = next(m for m in answer if m.kind == "status" and m.stream_id == stream_id)
             assert status.header["code"] == code, status.header
             assert status.header["message"]
+            if code == "bad_payload" and opens_stream(frames):  # its header was good: seq 0 was taken
+                producer.end(stream_id)  # so the next example with this id starts a stream afresh
+                seen.extend(
+                    collect(
+                        subscriber,
+                        lambda ms: any(m.header.get("code") == "ended" and m.stream_id == stream_id for m in ms),
+                        timeout_s=10,
+                    )
+                )
 
         send_one()
         for chunk in sent:
