@@ -18,6 +18,7 @@ import soxr
 
 from streamer.errors import ChunkError, ModelError, StreamError
 from streamer.frontend.melspec import LogMelKernel, LogMelParams
+from streamer.frontend.resample import MAX_UPSAMPLING, lowest_rate_hz
 
 INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: the int16 → float32 conversion is exact
 
@@ -55,17 +56,11 @@ def _to_float32(samples: np.ndarray) -> np.ndarray:
     raise ValueError(f"samples have dtype {samples.dtype}, expected int16 or float32")
 
 
-# Input may be at most this many times below the model's rate. Resampling up multiplies the samples, so without
-# a bound one small chunk that claims rate_hz=1 becomes 16,000 times as many samples (gigabytes from a 4 MB
-# payload). No real source is that far below: 8 kHz telephony into a 16 kHz model is 2x, into a 48 kHz model 6x.
-MAX_UPSAMPLING = 8
-
-
 def check_rate(rate_hz: Any, model_rate_hz: int) -> int:
     """A sample rate must be an integer (numpy integers accepted) of at least model_rate_hz / MAX_UPSAMPLING."""
     if isinstance(rate_hz, bool) or not isinstance(rate_hz, int | np.integer) or rate_hz <= 0:
         raise ValueError(f"rate_hz={rate_hz!r}, expected a positive integer")
-    lowest_hz = -(-model_rate_hz // MAX_UPSAMPLING)
+    lowest_hz = lowest_rate_hz(model_rate_hz)
     if rate_hz < lowest_hz:
         raise ValueError(
             f"rate_hz={rate_hz}: audio below {lowest_hz} Hz is refused for this {model_rate_hz} Hz model "

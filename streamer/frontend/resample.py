@@ -1,5 +1,6 @@
 """Exact stateful rational resampling for sensor streams: a polyphase windowed-sinc filter whose per-stream
-history makes any chunking of a stream give the same output, bit for bit, as one push of the whole recording."""
+history makes any chunking of a stream give the same output, bit for bit, as one push of the whole recording.
+Also the bound on upsampling that every frontend applies (`MAX_UPSAMPLING`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ KAISER_BETA = 8.0  # window shape: ~80 dB stop band
 MAX_PHASES = 1000
 MAX_TAPS = 4096
 OUTPUTS_PER_BLOCK = 256  # bounds the gathered window array on long pushes
+# Every frontend (audio and sensor) refuses input more than this many times below the model's rate. Resampling up
+# multiplies the samples: without a bound one small chunk claiming rate_hz=1 becomes thousands of times as many
+# rows (gigabytes from a 4 MB payload). Real sources are not that far below their model: 8 kHz telephony into a
+# 16 kHz model is 2x, a 10 Hz IMU into a 50 Hz model 5x.
+MAX_UPSAMPLING = 8
+
+
+def lowest_rate_hz(model_rate_hz: int) -> int:
+    """The lowest input rate accepted for a model at model_rate_hz: ceil(model_rate_hz / MAX_UPSAMPLING)."""
+    return -(-model_rate_hz // MAX_UPSAMPLING)
 
 
 @dataclass

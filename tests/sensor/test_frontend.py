@@ -115,6 +115,8 @@ def test_push_validates_every_chunk_before_touching_any_stream() -> None:
         (np.ones((5, 4), np.int16), 50, "no int16_scale"),
         (np.ones((5, 4), np.int32), 50, "dtype int32"),
         (np.ones((5, 4), np.float32), 0, "rate_hz is 0"),
+        # 1 Hz into this 50 Hz model would be 50x the rows: at most 8x upsampling (7 Hz and up)
+        (np.ones((5, 4), np.float32), 6, "input below 7 Hz is refused for this 50 Hz model (at most 8x upsampling)"),
     ],
 )
 def test_bad_chunk_is_refused_for_its_stream_and_others_stay_exact(
