@@ -188,13 +188,19 @@ def eval_keyword(
 
 
 def _with_ci(point: dict[str, Any]) -> str:
+    text = "n/a (no positives)" if point["frr"] is None else f"{100 * point['frr']:.1f} %"
+    if point["frr_ci95"] is None:
+        return text
     low, high = point["frr_ci95"]
-    return f"{100 * point['frr']:.1f} % [{100 * low:.1f}–{100 * high:.1f}]"
+    return f"{text} [{100 * low:.1f}–{100 * high:.1f}]"
 
 
 def _fa_with_ci(point: dict[str, Any]) -> str:
+    text = f"{point['false_accepts']} false accepts, {point['fa_per_hour']:g} FA/h"
+    if point["fa_per_hour_ci95"] is None:
+        return text
     low, high = point["fa_per_hour_ci95"]
-    return f"{point['false_accepts']} false accepts, {point['fa_per_hour']:g} FA/h [{low:.2g}–{high:.2g}]"
+    return f"{text} [{low:.2g}–{high:.2g}]"
 
 
 def import_openwakeword(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,12 +109,12 @@ def _point(outcome: Outcome | None, step_s: float, negative_hours: float) -> dic
     fa_low, fa_high = poisson_rate(outcome.false_accepts, negative_hours)
     return {
         "threshold": outcome.thresholds[0],
-        "frr": round(outcome.frr, 4),
-        "frr_ci95": [round(frr_low, 4), round(frr_high, 4)],
+        "frr": None if math.isnan(outcome.frr) else round(outcome.frr, 4),
+        "frr_ci95": _interval(frr_low, frr_high, 4),
         "misses": outcome.misses,
         "false_accepts": outcome.false_accepts,
         "fa_per_hour": round(outcome.fa_per_hour, 3),
-        "fa_per_hour_ci95": [round(fa_low, 3), round(fa_high, 3)],
+        "fa_per_hour_ci95": _interval(fa_low, fa_high, 3),
         "median_latency_ms": _ms(outcome.latencies_steps, step_s, 50),
         "p90_latency_ms": _ms(outcome.latencies_steps, step_s, 90),
     }
@@ -230,6 +231,11 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
         "pipeline_seconds": round(wall_s, 2),
         "realtime_factor": round(layout.total_samples / rate_hz / max(wall_s, 1e-9), 1),
     }
+
+
+def _interval(low: float, high: float, digits: int) -> list[float] | None:
+    """None where there is nothing to count (no positives of a keyword): JSON has no NaN."""
+    return None if math.isnan(low) else [round(low, digits), round(high, digits)]
 
 
 def _key(target: float) -> str:
