@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -142,7 +142,7 @@ def eval_keyword(
     seed: Annotated[int, typer.Option(help="splice positions and noise excerpts")] = 0,
 ) -> None:
     """Stream positives spliced into negatives through the Pipeline (state never reset): FRR vs FA/h (DET)."""
-    from streamer.evaluate.run import EvalOptions, evaluate
+    from streamer.evaluate.run import EvalOptions, evaluate, fa_per_hour_text, frr_text
 
     if (noise is None) != (snr_db is None):
         raise ConfigError("--noise and --snr-db go together: give both or neither")
@@ -174,33 +174,19 @@ def eval_keyword(
             typer.echo(f"  ≤ {name} FA/h: not reachable (every swept threshold gives more false accepts)")
         else:
             typer.echo(
-                f"  ≤ {name} FA/h: FRR {_with_ci(point)} at threshold {point['threshold']:.6g} "
-                f"({_fa_with_ci(point)}), median latency {point['median_latency_ms']} ms"
+                f"  ≤ {name} FA/h: FRR {frr_text(point)} at threshold {point['threshold']:.6g} "
+                f"({point['false_accepts']} false accepts, {fa_per_hour_text(point)}), "
+                f"median latency {point['median_latency_ms']} ms"
             )
     d = report["default"]
     typer.echo(
-        f"  model defaults {d['thresholds']}: FRR {_with_ci(d)}, {_fa_with_ci(d)}, "
+        f"  model defaults {d['thresholds']}: FRR {frr_text(d)}, {d['false_accepts']} false accepts, "
+        f"{fa_per_hour_text(d)}, "
         f"median latency {d['median_latency_ms']} ms"
     )
     typer.echo("  (95 % confidence intervals: Wilson for FRR, exact Poisson for false accepts per hour)")
     if plot is not None:
         typer.echo(f"  DET curve: {plot}")
-
-
-def _with_ci(point: dict[str, Any]) -> str:
-    text = "n/a (no positives)" if point["frr"] is None else f"{100 * point['frr']:.1f} %"
-    if point["frr_ci95"] is None:
-        return text
-    low, high = point["frr_ci95"]
-    return f"{text} [{100 * low:.1f}–{100 * high:.1f}]"
-
-
-def _fa_with_ci(point: dict[str, Any]) -> str:
-    text = f"{point['false_accepts']} false accepts, {point['fa_per_hour']:g} FA/h"
-    if point["fa_per_hour_ci95"] is None:
-        return text
-    low, high = point["fa_per_hour_ci95"]
-    return f"{text} [{low:.2g}–{high:.2g}]"
 
 
 def import_openwakeword(

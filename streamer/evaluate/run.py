@@ -233,6 +233,22 @@ def evaluate(model: Path, positives_dir: Path, negatives_dir: Path, options: Eva
     }
 
 
+def frr_text(point: Mapping[str, Any]) -> str:
+    """An operating point's FRR for people: "36.3 % [31.9–41.0 %]" (its 95 % interval, where there is one)."""
+    if point.get("frr") is None:
+        return "n/a (no positives)"
+    interval = point.get("frr_ci95")
+    text = f"{100 * point['frr']:.1f} %"
+    return f"{text} [{100 * interval[0]:.1f}–{100 * interval[1]:.1f} %]" if interval else text
+
+
+def fa_per_hour_text(point: Mapping[str, Any]) -> str:
+    """An operating point's false-accept rate for people: "0.5 FA/h [0.013–2.8]"."""
+    interval = point.get("fa_per_hour_ci95")
+    text = f"{point['fa_per_hour']:g} FA/h"
+    return f"{text} [{interval[0]:.2g}–{interval[1]:.2g}]" if interval else text
+
+
 def _interval(low: float, high: float, digits: int) -> list[float] | None:
     """None where there is nothing to count (no positives of a keyword): JSON has no NaN."""
     return None if math.isnan(low) else [round(low, digits), round(high, digits)]

@@ -6,22 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from streamer.evaluate.run import fa_per_hour_text, frr_text
 from streamer.frontend.melspec import LogMelParams
 from streamer.train.keyword import sources
 from streamer.train.keyword.assemble import TARGET_AFTER_END_MS, TARGET_BEFORE_END_MS
 from streamer.train.keyword.voices import Voice
-
-
-def _frr_ci(point: dict[str, Any]) -> str:
-    interval = point.get("frr_ci95")
-    text = _pct(point.get("frr"))
-    return f"{text} [{100 * interval[0]:.1f}–{100 * interval[1]:.1f} %]" if interval else text
-
-
-def _fa_ci(point: dict[str, Any]) -> str:
-    interval, rate = point.get("fa_per_hour_ci95"), point.get("fa_per_hour")
-    text = f"{rate:.2f}" if isinstance(rate, float | int) else str(rate)
-    return f"{text} [{interval[0]:.2g}–{interval[1]:.2g}]" if interval else text
 
 
 def _pct(value: float | None) -> str:
@@ -47,12 +36,12 @@ def _results(evaluation: Mapping[str, Any]) -> list[str]:
             lines.append(f"| {name} | – | not reachable on the swept grid | | | |")
         else:
             lines.append(
-                f"| {name} | {point['threshold']:.6g} | {_frr_ci(point)} | {point['false_accepts']} | "
-                f"{_fa_ci(point)} | {point['median_latency_ms']} ms |"
+                f"| {name} | {point['threshold']:.6g} | {frr_text(point)} | {point['false_accepts']} | "
+                f"{fa_per_hour_text(point)} | {point['median_latency_ms']} ms |"
             )
     lines.append(
         f"| shipped defaults (metadata) | {', '.join(f'{v:.6g}' for v in default['thresholds'].values())} "
-        f"| {_frr_ci(default)} | {default.get('false_accepts')} | {_fa_ci(default)} | "
+        f"| {frr_text(default)} | {default.get('false_accepts')} | {fa_per_hour_text(default)} | "
         f"{default.get('median_latency_ms')} ms |"
     )
     lines += [
