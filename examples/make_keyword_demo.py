@@ -10,28 +10,23 @@ It writes `keywords.json` beside it: where each keyword is spoken (the test that
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 
-RATE_HZ = 16000
-VOICE = "clb"
+from streamer.train.keyword.voices import SAMPLE_RATE_HZ, Prosody, Voice, render_many
+
+RATE_HZ = SAMPLE_RATE_HZ
+VOICE = Voice("rhvoice", "clb", "cmu-clb", "LGPL-2.1+ (RHVoice, Debian non-free)")
 SENTENCE = "the weather is lovely today"
 KEYWORDS = ("hey streamer", "lights on", "play music", "stop timer")
 OUT = Path(__file__).parent / "audio" / "keywords.wav"
 
 
 def speak(text: str) -> np.ndarray:
-    """`text` by RHVoice, float32 at RATE_HZ."""
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "out.wav"
-        subprocess.run(["RHVoice-test", "-p", VOICE, "-o", str(wav)], input=text.encode(), check=True)
-        samples, rate_hz = soundfile.read(wav, dtype="float32")
-    return np.asarray(soxr.resample(samples, rate_hz, RATE_HZ), dtype=np.float32)
+    """`text` by RHVoice at its default speed and pitch, float32 at RATE_HZ (the training recipe's renderer)."""
+    return render_many(VOICE, [(text, Prosody())])[0]
 
 
 def room_tone(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +47,7 @@ def main() -> None:
     audio = np.concatenate(parts)
     OUT.parent.mkdir(exist_ok=True)
     soundfile.write(OUT, audio, RATE_HZ, subtype="PCM_16")
-    notes = {"voice": f"RHVoice {VOICE}", "sentence": SENTENCE, "keywords": spoken}
+    notes = {"voice": f"RHVoice {VOICE.name}", "sentence": SENTENCE, "keywords": spoken}
     OUT.with_suffix(".json").write_text(json.dumps(notes, indent=1) + "\n")
     print(f"{OUT}: {len(audio) / RATE_HZ:.1f} s; keywords at", ", ".join(f"{k['start_s']:.1f} s" for k in spoken))
 

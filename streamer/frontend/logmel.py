@@ -18,7 +18,7 @@ import soxr
 
 from streamer.errors import ChunkError, ModelError, StreamError
 from streamer.frontend.melspec import LogMelKernel, LogMelParams
-from streamer.frontend.resample import MAX_UPSAMPLING, lowest_rate_hz
+from streamer.frontend.resample import upsampling_refusal
 
 INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: the int16 → float32 conversion is exact
 
@@ -60,12 +60,9 @@ def check_rate(rate_hz: Any, model_rate_hz: int) -> int:
     """A sample rate must be an integer (numpy integers accepted) of at least model_rate_hz / MAX_UPSAMPLING."""
     if isinstance(rate_hz, bool) or not isinstance(rate_hz, int | np.integer) or rate_hz <= 0:
         raise ValueError(f"rate_hz={rate_hz!r}, expected a positive integer")
-    lowest_hz = lowest_rate_hz(model_rate_hz)
-    if rate_hz < lowest_hz:
-        raise ValueError(
-            f"rate_hz={rate_hz}: audio below {lowest_hz} Hz is refused for this {model_rate_hz} Hz model "
-            f"(at most {MAX_UPSAMPLING}x upsampling)"
-        )
+    refusal = upsampling_refusal(int(rate_hz), model_rate_hz, what="audio")
+    if refusal is not None:
+        raise ValueError(refusal)
     return int(rate_hz)
 
 

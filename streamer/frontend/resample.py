@@ -21,9 +21,15 @@ OUTPUTS_PER_BLOCK = 256  # bounds the gathered window array on long pushes
 MAX_UPSAMPLING = 8
 
 
-def lowest_rate_hz(model_rate_hz: int) -> int:
-    """The lowest input rate accepted for a model at model_rate_hz: ceil(model_rate_hz / MAX_UPSAMPLING)."""
-    return -(-model_rate_hz // MAX_UPSAMPLING)
+def upsampling_refusal(rate_hz: int, model_rate_hz: int, what: str = "input") -> str | None:
+    """Why input at rate_hz is refused for a model at model_rate_hz (below ceil(model / MAX_UPSAMPLING)), or None."""
+    lowest_hz = -(-model_rate_hz // MAX_UPSAMPLING)
+    if rate_hz >= lowest_hz:
+        return None
+    return (
+        f"rate_hz={rate_hz}: {what} below {lowest_hz} Hz is refused for this {model_rate_hz} Hz model "
+        f"(at most {MAX_UPSAMPLING}x upsampling)"
+    )
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from streamer.errors import ChunkError, ModelError, StreamError
-from streamer.frontend.resample import MAX_UPSAMPLING, PolyphaseResampler, ResamplerState, lowest_rate_hz
+from streamer.frontend.resample import PolyphaseResampler, ResamplerState, upsampling_refusal
 
 Chunks = Mapping[str, tuple[np.ndarray, int]]  # stream id → (samples [frames, channels], rate_hz)
 DEFAULT_MAX_FILL_S = 0.5
@@ -288,13 +288,9 @@ class SensorFrontend:
             or not 0 < rate_hz <= MAX_INPUT_RATE_HZ
         ):
             raise ChunkError(stream_id, f"rate_hz is {rate_hz!r}, expected an integer in 1..{MAX_INPUT_RATE_HZ}")
-        lowest_hz = lowest_rate_hz(self.params.sample_rate_hz)
-        if rate_hz < lowest_hz:
-            raise ChunkError(
-                stream_id,
-                f"rate_hz={rate_hz}: input below {lowest_hz} Hz is refused for this {self.params.sample_rate_hz} Hz "
-                f"model (at most {MAX_UPSAMPLING}x upsampling)",
-            )
+        refusal = upsampling_refusal(int(rate_hz), self.params.sample_rate_hz)
+        if refusal is not None:
+            raise ChunkError(stream_id, refusal)
         if known is not None:
             raise ChunkError(
                 stream_id,
